@@ -1,0 +1,297 @@
+"""Batched image augmentations on the batch's device.
+
+All transforms take channel-first batches ``(B, C, H, W)`` in pixel units (0-255, uint8 or float)
+and draw per-sample randomness from an explicit ``torch.Generator``, so a seed reproduces them.
+Channel-stacked frames (``C = frames * frame_channels``) get the *same* transform in every frame:
+crops and cutouts are shared by construction, colour transforms reshape to
+``(B, frames, frame_channels, H, W)`` and broadcast their per-sample parameters over frames.
+Geometric transforms keep the dtype; photometric ones return float32 clamped to [0, 255].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from curl_rl.common.config import AuxConfig
+
+
+def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=gen, device=device) * (high - low) + low
+
+
+def crop_at(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop a ``size`` x ``size`` window at a per-sample offset, gathering without a Python loop.
+
+    :param images: ``(B, C, H, W)`` batch.
+    :param top: ``(B,)`` integer row offsets.
+    :param left: ``(B,)`` integer column offsets.
+    :param size: side of the square window.
+    :return: ``(B, C, size, size)`` with the input dtype.
+    """
+    b = images.shape[0]
+    ar = torch.arange(size, device=images.device)
+    rows = (top.view(b, 1) + ar).view(b, 1, size, 1)
+    cols = (left.view(b, 1) + ar).view(b, 1, 1, size)
+    batch = torch.arange(b, device=images.device).view(b, 1, 1, 1)
+    chans = torch.arange(images.shape[1], device=images.device).view(1, -1, 1, 1)
+    return images[batch, chans, rows, cols]
+
+
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Deterministic centre crop used when acting with a policy trained on random crops.
+
+    :param images: ``(..., H, W)`` batch.
+    :param size: output side.
+    :return: the centre ``size`` x ``size`` window.
+    """
+    h, w = images.shape[-2:]
+    if h == size and w == size:
+        return images
+    top, left = (h - size) // 2, (w - size) // 2
+    return images[..., top : top + size, left : left + size]
+
+
+class Augmentation:
+    """Base class: a callable ``(images, generator) -> images`` on channel-first batches."""
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial size produced from an input of ``height`` x ``width``."""
+        return height, width
+
+
+class RandomCrop(Augmentation):
+    """Random ``size`` crop (CURL/RAD); evaluation uses :func:`center_crop` of the same size.
+
+    :param size: output side.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, _, h, w = images.shape
+        top = torch.randint(0, h - self.size + 1, (b,), generator=generator, device=images.device)
+        left = torch.randint(0, w - self.size + 1, (b,), generator=generator, device=images.device)
+        return crop_at(images, top, left, self.size)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return self.size, self.size
+
+
+class RandomShift(Augmentation):
+    """DrQ's random shift: replicate-pad by ``pad`` then crop back to the input size.
+
+    Integer shifts gathered directly, which equals DrQ-v2's bilinear ``grid_sample`` at integer
+    offsets but keeps uint8 and costs one gather.
+
+    :param pad: padding on each side; shifts lie in ``[-pad, pad]``.
+    """
+
+    def __init__(self, pad: int) -> None:
+        self.pad = pad
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.pad == 0:
+            return images
+        b, _, h, w = images.shape
+        # replicate padding is not implemented for uint8 on CPU; pad in float, gather, cast back
+        padded = F.pad(images.float(), (self.pad,) * 4, mode="replicate").to(images.dtype)
+        top = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device)
+        left = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device)
+        if h != w:
+            raise ValueError(f"random shift needs square images, got {h}x{w}")
+        return crop_at(padded, top, left, h)
+
+
+class _FrameWise(Augmentation):
+    """Photometric transforms that must treat every stacked frame alike."""
+
+    def __init__(self, frame_channels: int) -> None:
+        self.frame_channels = frame_channels
+
+    def _frames(self, images: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = images.shape
+        return images.float().reshape(b, c // self.frame_channels, self.frame_channels, h, w)
+
+
+class Intensity(_FrameWise):
+    """Per-sample multiplicative intensity (SPR): ``x * (1 + scale * clip(N(0,1), -2, 2))``.
+
+    :param scale: std of the factor.
+    """
+
+    def __init__(self, scale: float) -> None:
+        super().__init__(1)
+        self.scale = scale
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b = images.shape[0]
+        noise = torch.randn(b, generator=generator, device=images.device).clamp(-2.0, 2.0)
+        factor = (1.0 + self.scale * noise).view(b, 1, 1, 1)
+        return (images.float() * factor).clamp(0.0, 255.0)
+
+
+class GaussianNoise(_FrameWise):
+    """Additive pixel noise; one noise map per sample, shared by all frames of the stack.
+
+    :param std: noise std in pixel units.
+    :param frame_channels: channels per frame.
+    """
+
+    def __init__(self, std: float, frame_channels: int) -> None:
+        super().__init__(frame_channels)
+        self.std = std
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        frames = self._frames(images)
+        b, _, fc, h, w = frames.shape
+        noise = torch.randn((b, 1, fc, h, w), generator=generator, device=images.device) * self.std
+        return (frames + noise).clamp(0.0, 255.0).reshape(images.shape)
+
+
+class ColorJitter(_FrameWise):
+    """Random brightness, contrast and saturation, the same for every frame of a sample.
+
+    :param strength: max relative change of each property.
+    :param frame_channels: channels per frame (saturation applies to 3-channel frames only).
+    """
+
+    def __init__(self, strength: float, frame_channels: int) -> None:
+        super().__init__(frame_channels)
+        self.strength = strength
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        frames = self._frames(images)
+        b, dev, s = frames.shape[0], images.device, self.strength
+        shape = (b, 1, 1, 1, 1)
+        brightness = _uniform(b, 1 - s, 1 + s, generator, dev).view(shape)
+        contrast = _uniform(b, 1 - s, 1 + s, generator, dev).view(shape)
+        saturation = _uniform(b, 1 - s, 1 + s, generator, dev).view(shape)
+        frames = frames * brightness
+        mean = frames.mean(dim=(2, 3, 4), keepdim=True)
+        frames = (frames - mean) * contrast + mean
+        if self.frame_channels == 3:
+            gray = _luma(frames)
+            frames = (frames - gray) * saturation + gray
+        return frames.clamp(0.0, 255.0).reshape(images.shape)
+
+
+class Cutout(Augmentation):
+    """Zero a random rectangle, the same for every channel of a sample.
+
+    :param min_size: smallest side.
+    :param max_size: largest side.
+    """
+
+    def __init__(self, min_size: int, max_size: int) -> None:
+        self.min_size, self.max_size = min_size, max_size
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        b, _, h, w = images.shape
+        dev = images.device
+        hi = min(self.max_size, h, w)
+        lo = min(self.min_size, hi)
+        size = torch.randint(lo, hi + 1, (b,), generator=generator, device=dev)
+        top = (torch.rand(b, generator=generator, device=dev) * (h - size + 1)).long()
+        left = (torch.rand(b, generator=generator, device=dev) * (w - size + 1)).long()
+        ys = torch.arange(h, device=dev).view(1, h, 1)
+        xs = torch.arange(w, device=dev).view(1, 1, w)
+        inside = (
+            (ys >= top.view(b, 1, 1))
+            & (ys < (top + size).view(b, 1, 1))
+            & (xs >= left.view(b, 1, 1))
+            & (xs < (left + size).view(b, 1, 1))
+        )
+        return images.masked_fill(inside.unsqueeze(1), 0)
+
+
+class RandomGrayscale(_FrameWise):
+    """Turn a sample's RGB frames to gray (kept as 3 equal channels) with probability ``p``.
+
+    :param p: probability per sample.
+    :param frame_channels: channels per frame; frames that are not RGB are left alone.
+    """
+
+    def __init__(self, p: float, frame_channels: int) -> None:
+        super().__init__(frame_channels)
+        self.p = p
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.frame_channels != 3:
+            return images
+        frames = self._frames(images)
+        b = frames.shape[0]
+        pick = (torch.rand(b, generator=generator, device=images.device) < self.p).view(b, 1, 1, 1, 1)
+        gray = _luma(frames).expand_as(frames)
+        return torch.where(pick, gray, frames).reshape(images.shape)
+
+
+def _luma(frames: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor([0.299, 0.587, 0.114], device=frames.device).view(1, 1, 3, 1, 1)
+    return (frames * weights).sum(dim=2, keepdim=True)
+
+
+class Compose(Augmentation):
+    """Apply augmentations in order.
+
+    :param augmentations: the transforms.
+    """
+
+    def __init__(self, augmentations: Sequence[Augmentation]) -> None:
+        self.augmentations = list(augmentations)
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for aug in self.augmentations:
+            images = aug(images, generator)
+        return images
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        for aug in self.augmentations:
+            height, width = aug.output_size(height, width)
+        return height, width
+
+    def __len__(self) -> int:
+        return len(self.augmentations)
+
+
+def infer_frame_channels(channels: int, frame_channels: int | None) -> int:
+    """Channels per stacked frame: the configured value, else 3 when it divides, else 1.
+
+    :param channels: total channels of the image.
+    :param frame_channels: configured value or ``None``.
+    :return: channels per frame.
+    """
+    if frame_channels is None:
+        return 3 if channels % 3 == 0 else 1
+    if channels % frame_channels != 0:
+        raise ValueError(
+            f"the image has {channels} channels, which do not divide into frames of {frame_channels} "
+            f"channels; set aux frame_channels to a divisor of {channels}"
+        )
+    return frame_channels
+
+
+def build_augmentation(config: AuxConfig, channels: int) -> Compose:
+    """Build the configured pipeline for images with ``channels`` channels.
+
+    :param config: the auxiliary config (``augment`` and its parameters).
+    :param channels: total channels of the (channel-first) image.
+    :return: the composed augmentation (empty when ``config.augment`` is empty).
+    """
+    fc = infer_frame_channels(channels, config.frame_channels)
+    table = {
+        "crop": lambda: RandomCrop(int(config.crop_size or 0)),
+        "shift": lambda: RandomShift(config.pad),
+        "intensity": lambda: Intensity(config.intensity_scale),
+        "noise": lambda: GaussianNoise(config.noise_std, fc),
+        "color_jitter": lambda: ColorJitter(config.jitter_strength, fc),
+        "cutout": lambda: Cutout(config.cutout_min, config.cutout_max),
+        "grayscale": lambda: RandomGrayscale(config.grayscale_p, fc),
+    }
+    return Compose([table[name]() for name in config.augment])

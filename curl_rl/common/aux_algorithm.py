@@ -1,0 +1,332 @@
+"""Glue shared by every Curl algorithm: config, validation, the head, its optimizer, logging.
+
+Each algorithm subclass (``curl_rl/ppo.py`` ...) calls four hooks from its ``train()``:
+``_aux_augment_rl`` on the RL minibatch, ``_aux_loss`` to get the weighted auxiliary loss that is
+added to the RL loss before the single ``backward()``, ``_aux_step`` after the RL optimizer step,
+and ``_aux_log`` once at the end of ``train()``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first, preprocess_obs
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+from torch import nn
+
+from curl_rl.common.aux_head import AuxiliaryHead, ObsT
+from curl_rl.common.config import AuxConfig, resolve_aux_config
+from curl_rl.common.encoder import CenterCropExtractor
+
+ROUTINGS = ("auto", "sb3", "curl")
+FutureFn = Callable[[int], tuple[ObsT, ObsT, torch.Tensor, torch.Tensor] | None]
+
+
+class AuxAlgorithmMixin:
+    """Mixin placed before the SB3 algorithm class in the bases of each Curl algorithm."""
+
+    aux_config: AuxConfig
+    aux_head: AuxiliaryHead | None
+    aux_optimizer: torch.optim.Optimizer | None
+    routing: str
+    # provided by BaseAlgorithm
+    device: torch.device
+    observation_space: gym.Space
+    action_space: gym.Space
+    policy: Any
+    policy_kwargs: dict[str, Any]
+    seed: int | None
+    logger: Any
+    _current_progress_remaining: float
+
+    # -- construction -----------------------------------------------------------------------
+    def _init_aux(self, aux: Any, routing: str, policy_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Resolve the config and adjust ``policy_kwargs`` before SB3's constructor runs.
+
+        :param aux: preset name, dict or ``AuxConfig``.
+        :param routing: ``"auto"``, ``"sb3"`` or ``"curl"``.
+        :param policy_kwargs: the user's policy kwargs.
+        :return: policy kwargs to hand to SB3.
+        """
+        self.aux_config = resolve_aux_config(aux)
+        if routing not in ROUTINGS:
+            raise ValueError(f"routing={routing!r} is not one of {list(ROUTINGS)}")
+        self.routing = routing
+        self.aux_head = None
+        self.aux_optimizer = None
+        self._aux_reset_stats()
+        crop = self.aux_config.crop_size if "crop" in self.aux_config.augment else None
+        if crop is None:
+            return policy_kwargs
+        kwargs = dict(policy_kwargs or {})
+        inner = kwargs.get("features_extractor_class", NatureCNN)
+        if inner is not CenterCropExtractor:
+            # the encoder is built for crops; acting uses the centre crop (CURL's protocol)
+            kwargs["features_extractor_class"] = CenterCropExtractor
+            kwargs["features_extractor_kwargs"] = {
+                "crop_size": crop,
+                "inner_class": inner,
+                "inner_kwargs": kwargs.get("features_extractor_kwargs", {}),
+            }
+        return kwargs
+
+    def _resolved_routing(self) -> str:
+        if self.routing == "auto":
+            return "curl" if self.aux_config.is_active else "sb3"
+        return self.routing
+
+    def _check_device(self, device: Any) -> None:
+        dev = torch.device(device) if not isinstance(device, torch.device) and device != "auto" else device
+        if isinstance(dev, torch.device) and dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+
+    def _aux_validate(self, rl_batch_size: int | None, user_encoder: bool) -> None:
+        """Check the observation space and batch against the config, before any training.
+
+        :param rl_batch_size: the RL minibatch the auxiliary loss shares (``None`` if unknown).
+        :param user_encoder: whether the user gave their own features extractor.
+        """
+        cfg = self.aux_config
+        if not cfg.is_active:
+            return
+        space = self.observation_space
+        images = _image_spaces(space)
+        _check_float_images(space)
+        if not images:
+            if cfg.augment:
+                raise ValueError(
+                    f"aux '{cfg.name}' augments images, but the observation space {space} holds no uint8 "
+                    "image; use a pixel env (curl_rl.envs) or aux='none'"
+                )
+            if not user_encoder:
+                raise ValueError(
+                    f"aux '{cfg.name}' needs an encoder of the observations {space}; pass "
+                    "policy_kwargs=dict(features_extractor_class=...) or use image observations"
+                )
+        for key, sub in images.items():
+            where = f"observation key {key!r}" if key else "observations"
+            shape = sub.shape
+            if not _channels_first(sub):
+                raise ValueError(
+                    f"{where} {shape} are not channel-first; SB3 transposes channel-last images itself, "
+                    "so pass an env with (H, W, C) uint8 images or (C, H, W) ones"
+                )
+            c, h, w = shape
+            if cfg.crop_size is not None and "crop" in cfg.augment and cfg.crop_size > min(h, w):
+                raise ValueError(
+                    f"{where} are {h}x{w}, smaller than crop_size={cfg.crop_size}; render larger frames or lower crop_size"
+                )
+            if "shift" in cfg.augment and h != w:
+                raise ValueError(f"{where} are {h}x{w}; 'shift' needs square images, use 'crop' instead")
+            if cfg.frame_channels is not None and c % cfg.frame_channels:
+                raise ValueError(
+                    f"{where} have {c} channels, which do not divide into frames of frame_channels="
+                    f"{cfg.frame_channels}; set frame_channels to a divisor of {c}"
+                )
+        need = cfg.min_batch_size()
+        batch = cfg.batch_size or rl_batch_size
+        if batch is not None and batch < need:
+            raise ValueError(
+                f"aux '{cfg.name}' needs a batch of at least {need} for its negatives, got {batch}; "
+                "raise batch_size (or aux batch_size)"
+            )
+
+    def _setup_aux(self, encoder: nn.Module) -> None:
+        """Build the head and its optimizer on ``self.device`` (after SB3's ``_setup_model``).
+
+        :param encoder: the online features extractor the auxiliary loss trains.
+        """
+        self._aux_encoder = encoder
+        if not self.aux_config.is_active:
+            self.aux_head, self.aux_optimizer = None, None
+            return
+        policy = self.policy
+        seed = self.seed if self.seed is not None else int(np.random.randint(0, 2**31 - 1))
+
+        def preprocess(obs: ObsT) -> Any:
+            return preprocess_obs(obs, policy.observation_space, normalize_images=policy.normalize_images)
+
+        self.aux_head = AuxiliaryHead(
+            self.aux_config, encoder, policy.observation_space, self.action_space, preprocess, seed + 1, self.device
+        )
+        params = self.aux_head.trainable_parameters()
+        self.aux_optimizer = torch.optim.Adam(params, lr=self.aux_config.lr) if params else None
+
+    # -- save / load: the head and its optimizer travel with the model -----------------------
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()  # type: ignore[misc]
+        if self.aux_head is not None:
+            state_dicts = [*state_dicts, "aux_head"]
+            if self.aux_optimizer is not None:
+                state_dicts.append("aux_optimizer")
+        return state_dicts, variables
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_aux_encoder", "_aux_stats"]  # type: ignore[misc]
+
+    # -- the four training hooks ----------------------------------------------------------
+    @property
+    def _aux_uses_rl_augmentation(self) -> bool:
+        return self.aux_config.augment_rl and bool(self.aux_config.augment) and self.aux_head is not None
+
+    def _aux_augment_rl(self, obs: ObsT) -> ObsT:
+        """Augmented observations for the RL loss (RAD/DrQ), or ``obs`` when switched off."""
+        if not self._aux_uses_rl_augmentation:
+            return obs
+        assert self.aux_head is not None
+        return self.aux_head.augment(obs)
+
+    def _aux_weight(self) -> float:
+        cfg = self.aux_config
+        done = 1.0 - float(self._current_progress_remaining)
+        if cfg.weight_schedule == "linear_decay":
+            return cfg.weight * (1.0 - done)
+        if cfg.weight_schedule == "linear_warmup":
+            return cfg.weight * min(1.0, done / 0.1)
+        return cfg.weight
+
+    def _aux_loss(
+        self,
+        obs: ObsT,
+        anchor_features: torch.Tensor | None,
+        futures: FutureFn | None = None,
+        anchor_obs_rl: ObsT | None = None,
+    ) -> torch.Tensor | None:
+        """The weighted auxiliary loss for one update, or ``None`` when there is none.
+
+        :param obs: the raw (un-augmented) observations of the RL minibatch.
+        :param anchor_features: online features of the RL loss's augmented view of ``obs`` (tapped
+            from the RL forward pass); ``None`` computes the anchor here.
+        :param futures: callable ``horizon -> (anchor_obs, future_obs, actions, valid)`` giving
+            future windows; ``anchor_obs is None`` means they belong to the rows of ``obs``.
+        :param anchor_obs_rl: unused hook for subclasses.
+        :return: scalar loss to add to the RL loss.
+        """
+        cfg, head = self.aux_config, self.aux_head
+        if head is None or not cfg.has_loss:
+            return None
+        encoder = self._aux_encoder
+        if self.aux_optimizer is not None:
+            self.aux_optimizer.zero_grad(set_to_none=True)
+        if anchor_features is None:
+            anchor_features = head.encode_online(encoder, head.augment(obs))
+        total = torch.zeros((), device=self.device)
+        if cfg.instance != "none":
+            out = head.instance_loss(anchor_features, obs)
+            total = total + out.loss
+            self._aux_record("instance", out.loss, out.metrics)
+        if cfg.future != "none":
+            windows = futures(cfg.future_k) if futures is not None else None
+            if windows is None:
+                raise RuntimeError("this algorithm gave no future windows for the future objective")
+            anchor_obs, future_obs, actions, valid = windows
+            future_anchor = (
+                anchor_features if anchor_obs is None else head.encode_online(encoder, head.augment(anchor_obs))
+            )
+            out = head.future_loss(future_anchor, future_obs, actions, valid)
+            total = total + cfg.future_weight * out.loss
+            self._aux_record("future", out.loss, out.metrics)
+        finite = torch.isfinite(total)
+        if cfg.nan_policy == "skip":
+            # opt-in: one host sync per update buys dropping just the bad update
+            if not bool(finite):
+                self._aux_stats["skipped"] += 1
+                return None
+        else:
+            self._aux_finite = finite & self._aux_finite
+        self._aux_stats_list("loss").append(total.detach())
+        return self._aux_weight() * total
+
+    def _aux_step(self) -> None:
+        """After the RL optimizer step: step the head's optimizer, then the momentum encoder."""
+        if self.aux_head is None:
+            return
+        if self.aux_optimizer is not None and self.aux_config.has_loss:
+            if self.aux_config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.aux_head.trainable_parameters(), self.aux_config.grad_clip)
+            self.aux_optimizer.step()
+        self.aux_head.momentum_step(self._aux_encoder)
+
+    def _aux_log(self) -> None:
+        """Average this ``train()`` call's diagnostics with one device->host copy; check NaNs."""
+        head = self.aux_head
+        if head is None or not self.aux_config.has_loss:
+            return
+        names = [n for n, v in self._aux_stats["values"].items() if v]
+        values = [torch.stack(self._aux_stats["values"][n]).float().mean() for n in names]
+        values.append(head.key_encoder.distance(head.online(self._aux_encoder)))
+        values.append(self._aux_finite.float())
+        host = torch.stack(values).cpu().tolist()
+        finite = bool(host.pop())
+        names.append("key_distance")
+        skipped = self._aux_stats["skipped"]
+        self._aux_reset_stats()
+        if not finite:
+            raise FloatingPointError(
+                "the auxiliary loss became NaN/Inf; training stopped before saving corrupt weights. "
+                "Lower aux lr or weight, keep grad_clip on, or set nan_policy='skip' to drop bad updates"
+            )
+        for name, value in zip(names, host, strict=True):
+            self.logger.record(f"aux/{name}", value)
+        self.logger.record("aux/weight", self._aux_weight())
+        if skipped:
+            self.logger.record("aux/skipped_updates", skipped)
+        std = dict(zip(names, host, strict=True)).get("instance/embedding_std")
+        if std is not None and std < self.aux_config.collapse_std:
+            warnings.warn(
+                f"representation collapse: embedding std {std:.2e} < {self.aux_config.collapse_std:.0e}; "
+                "lower the aux weight or lr, or use a contrastive (negatives) loss",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    # -- bookkeeping ------------------------------------------------------------------------
+    def _aux_reset_stats(self) -> None:
+        self._aux_stats: dict[str, Any] = {"values": {}, "skipped": 0}
+        self._aux_finite = torch.ones((), dtype=torch.bool)
+
+    def _aux_stats_list(self, name: str) -> list[torch.Tensor]:
+        return self._aux_stats["values"].setdefault(name, [])
+
+    def _aux_record(self, prefix: str, loss: torch.Tensor, metrics: dict[str, torch.Tensor]) -> None:
+        self._aux_stats_list(f"{prefix}/loss").append(loss.detach())
+        for name, value in metrics.items():
+            self._aux_stats_list(f"{prefix}/{name}").append(value.detach())
+            if name in ("accuracy", "gap", "embedding_std") and prefix == "instance":
+                self._aux_stats_list(name).append(value.detach())
+
+
+def _image_spaces(space: gym.Space) -> dict[str, gym.spaces.Box]:
+    if isinstance(space, gym.spaces.Dict):
+        return {k: s for k, s in space.spaces.items() if is_image_space(s, check_channels=False)}  # type: ignore[misc]
+    if is_image_space(space, check_channels=False):
+        return {"": space}  # type: ignore[dict-item]
+    return {}
+
+
+def _channels_first(space: gym.spaces.Box) -> bool:
+    return is_image_space_channels_first(space)
+
+
+def _check_float_images(space: gym.Space) -> None:
+    subs = space.spaces.values() if isinstance(space, gym.spaces.Dict) else [space]
+    for sub in subs:
+        if isinstance(sub, gym.spaces.Box) and len(sub.shape) == 3 and sub.dtype != np.uint8:
+            high = float(np.max(sub.high))
+            if high > 1.0 + 1e-6:
+                raise ValueError(
+                    f"float image observations with values up to {high:g} are not treated as images by SB3 "
+                    "(no /255 scaling); give uint8 images, or float images in [0, 1] with your own encoder"
+                )
+
+
+def features_extractor_is_custom(policy_kwargs: dict[str, Any] | None) -> bool:
+    """Whether the user chose a features extractor (other than SB3's defaults)."""
+    cls = (policy_kwargs or {}).get("features_extractor_class")
+    return cls is not None and issubclass(cls, BaseFeaturesExtractor) and cls is not NatureCNN

@@ -1,0 +1,177 @@
+"""Contrastive, triplet and negative-free prediction losses with their diagnostics.
+
+Each loss returns a :class:`LossOutput`: the scalar loss and detached diagnostic tensors
+(no ``.item()`` here, so nothing forces a host sync; the caller averages and logs them).
+Row ``i`` of ``query`` and row ``i`` of ``key`` are a positive pair; every other key (and every
+queued key) is a negative for row ``i``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+
+class LossOutput(NamedTuple):
+    """A loss and its diagnostics (all detached, on the loss's device)."""
+
+    loss: torch.Tensor
+    metrics: dict[str, torch.Tensor]
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return values.mean()
+    weights = mask.to(values.dtype)
+    # clamp keeps an all-masked batch at loss 0 instead of 0/0
+    return (values * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def similarity_logits(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Similarity matrix between queries and keys.
+
+    :param query: ``(B, D)``.
+    :param keys: ``(N, D)``.
+    :param weight: CURL's bilinear ``W`` (``(D, D)``): logits ``q W kᵀ``, no temperature.
+        ``None`` uses cosine similarity divided by ``temperature``.
+    :param temperature: temperature of the cosine similarity.
+    :return: ``(B, N)`` logits.
+    """
+    if weight is not None:
+        return query @ weight @ keys.T
+    return F.normalize(query, dim=1) @ F.normalize(keys, dim=1).T / temperature
+
+
+def info_nce(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    queue: torch.Tensor | None = None,
+    symmetric: bool = False,
+    mask: torch.Tensor | None = None,
+) -> LossOutput:
+    """InfoNCE: classify each query's own key among all keys (CURL, MoCo, ATC).
+
+    :param query: ``(B, D)`` anchors (with gradient).
+    :param key: ``(B, D)`` positives (normally from the momentum encoder, no gradient).
+    :param weight: bilinear ``W`` for CURL's similarity; ``None`` for cosine / temperature.
+    :param temperature: temperature of the cosine similarity.
+    :param queue: ``(Q, D)`` extra negative keys (MoCo).
+    :param symmetric: average with the key-to-query direction (in-batch negatives only).
+    :param mask: ``(B,)`` bool; rows (and their keys as negatives) that are False are ignored,
+        e.g. temporal pairs that would cross an episode end.
+    :return: loss and diagnostics ``accuracy``, ``pos_sim``, ``neg_sim``, ``gap``.
+    """
+    b = query.shape[0]
+    keys = key if queue is None or queue.numel() == 0 else torch.cat([key, queue], dim=0)
+    logits = similarity_logits(query, keys, weight, temperature)
+    if mask is not None:
+        # invalid keys must not act as negatives for valid rows
+        col_ok = torch.cat([mask, torch.ones(keys.shape[0] - b, dtype=torch.bool, device=mask.device)])
+        keep = col_ok.unsqueeze(0).expand_as(logits).clone()
+        # each row keeps its own positive, so masked rows stay finite (their weight is 0 anyway)
+        keep[:, :b] |= torch.eye(b, dtype=torch.bool, device=mask.device)
+        logits = logits.masked_fill(~keep, float("-inf"))
+    # subtracting the row max changes nothing mathematically but keeps exp() finite (CURL)
+    stable = logits - logits.max(dim=1, keepdim=True).values.detach()
+    labels = torch.arange(b, device=query.device)
+    per_row = F.cross_entropy(stable, labels, reduction="none")
+    if symmetric:
+        sq = stable[:, :b].T
+        per_row = 0.5 * (per_row + F.cross_entropy(sq - sq.max(dim=1, keepdim=True).values.detach(), labels, reduction="none"))
+    loss = _masked_mean(per_row, mask)
+    with torch.no_grad():
+        finite = torch.where(torch.isfinite(logits), logits, torch.zeros_like(logits))
+        pos = finite[labels, labels]
+        accuracy = (logits.argmax(dim=1) == labels).float()
+        n_cols = keys.shape[0]
+        neg_count = (torch.isfinite(logits).sum(dim=1) - 1).clamp(min=1)
+        neg = (finite.sum(dim=1) - pos) / neg_count
+        metrics = {
+            "accuracy": _masked_mean(accuracy, mask),
+            "pos_sim": _masked_mean(pos, mask),
+            "neg_sim": _masked_mean(neg, mask) if n_cols > 1 else torch.zeros((), device=query.device),
+        }
+        metrics["gap"] = metrics["pos_sim"] - metrics["neg_sim"]
+    return LossOutput(loss, metrics)
+
+
+def triplet_loss(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    *,
+    margin: float = 0.5,
+    mining: str = "semi-hard",
+    generator: torch.Generator | None = None,
+) -> LossOutput:
+    """Triplet loss on L2-normalised embeddings with in-batch negative mining.
+
+    ``d(a, p) - d(a, n) + margin`` with squared Euclidean distances. Mining picks, per anchor,
+    ``"random"``: any other key; ``"hard"``: the closest other key; ``"semi-hard"``: the closest
+    key farther than the positive (FaceNet), falling back to the farthest key closer than the
+    positive when none is (the TF-Addons rule).
+
+    :param query: ``(B, D)`` anchors.
+    :param key: ``(B, D)`` positives; the other rows serve as negatives.
+    :param margin: the margin.
+    :param mining: ``"random"``, ``"hard"`` or ``"semi-hard"``.
+    :param generator: randomness for ``"random"`` mining.
+    :return: loss and diagnostics ``accuracy`` (positive is the nearest key), ``pos_sim``,
+        ``neg_sim`` (cosine), ``gap``.
+    """
+    b = query.shape[0]
+    q, k = F.normalize(query, dim=1), F.normalize(key, dim=1)
+    dist = (2.0 - 2.0 * q @ k.T).clamp(min=0.0)  # squared distance of unit vectors
+    eye = torch.eye(b, dtype=torch.bool, device=q.device)
+    d_ap = dist.diagonal()
+    inf = torch.full_like(dist, float("inf"))
+    if mining == "random":
+        offset = torch.randint(1, b, (b,), generator=generator, device=q.device)
+        neg_idx = (torch.arange(b, device=q.device) + offset) % b
+    elif mining == "hard":
+        neg_idx = torch.where(eye, inf, dist).argmin(dim=1)
+    elif mining == "semi-hard":
+        farther = (dist > d_ap.unsqueeze(1)) & ~eye
+        outside = torch.where(farther, dist, inf).argmin(dim=1)
+        inside = torch.where(~farther & ~eye, dist, -inf).argmax(dim=1)
+        neg_idx = torch.where(farther.any(dim=1), outside, inside)
+    else:
+        raise ValueError(f"unknown triplet mining {mining!r}; use random, hard or semi-hard")
+    d_an = dist.gather(1, neg_idx.unsqueeze(1)).squeeze(1)
+    loss = F.relu(d_ap - d_an + margin).mean()
+    with torch.no_grad():
+        cos = q @ k.T
+        pos = cos.diagonal()
+        neg = (cos.sum(dim=1) - pos) / max(b - 1, 1)
+        metrics = {
+            "accuracy": (dist.argmin(dim=1) == torch.arange(b, device=q.device)).float().mean(),
+            "pos_sim": pos.mean(),
+            "neg_sim": neg.mean(),
+        }
+        metrics["gap"] = metrics["pos_sim"] - metrics["neg_sim"]
+    return LossOutput(loss, metrics)
+
+
+def cosine_prediction_loss(
+    prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> LossOutput:
+    """Negative-free prediction loss (SPR/BYOL): ``2 - 2 cos(p, z)``, i.e. the squared distance
+    of the L2-normalised vectors.
+
+    :param prediction: ``(B, D)`` predictions (with gradient).
+    :param target: ``(B, D)`` targets (no gradient).
+    :param mask: ``(B,)`` bool of rows that count.
+    :return: loss and diagnostics ``pos_sim`` (mean cosine).
+    """
+    cos = (F.normalize(prediction, dim=1) * F.normalize(target, dim=1)).sum(dim=1)
+    loss = _masked_mean(2.0 - 2.0 * cos, mask)
+    return LossOutput(loss, {"pos_sim": _masked_mean(cos.detach(), mask)})
