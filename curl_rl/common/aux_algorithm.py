@@ -63,7 +63,8 @@ class AuxAlgorithmMixin:
         self._aux_reset_stats()
         crop = self.aux_config.crop_size if "crop" in self.aux_config.augment else None
         if crop is None:
-            return policy_kwargs
+            # SB3 writes into policy_kwargs (use_sde ...); a copy keeps the user's dict reusable
+            return None if policy_kwargs is None else dict(policy_kwargs)
         kwargs = dict(policy_kwargs or {})
         inner = kwargs.get("features_extractor_class", NatureCNN)
         if inner is not CenterCropExtractor:

@@ -378,7 +378,12 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         # (which may be on a GPU).
         self._last_next_frames = np.zeros((self.n_envs, k, *self.frame_shape), dtype=self._frame_dtype)
         self._last_next_slots = np.zeros((self.n_envs, k), dtype=np.int64)
+        self._last_next_fps: list[list[bytes]] = [[] for _ in range(self.n_envs)]
         self._has_last = np.zeros(self.n_envs, dtype=bool)
+        # 64 pixels spread over the frame: enough to tell almost all distinct frames apart.
+        frame_size = int(np.prod(self.frame_shape))
+        positions = np.unique(np.linspace(0, frame_size - 1, num=min(64, frame_size)).astype(np.int64))
+        self._fp_index = np.unravel_index(positions, self.frame_shape)
 
     def reset(self) -> None:
         """Empty the buffer (keeps the frame store allocation)."""
@@ -473,11 +478,25 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         height, width, c = self.frame_shape
         return np.moveaxis(batch.reshape(n, height, width, k, c), 3, 1)
 
+    def _fingerprints(self, frames: np.ndarray) -> list[list[bytes]]:
+        """
+        A few sampled pixels of each frame, as bytes: frames with different fingerprints
+        differ, so the full comparison only runs on likely matches.
+
+        :param frames: ``(n, k, *frame_shape)`` frames (views are fine)
+        :return: ``n`` lists of ``k`` fingerprints
+        """
+        index: tuple[Any, ...] = (slice(None), slice(None), *self._fp_index)
+        sample = frames[index]  # (n, k, m), one gather, also from non-contiguous views
+        return [[row.tobytes() for row in env_rows] for env_rows in sample]
+
     def _match_stack(
         self,
         frames: np.ndarray,
-        cand_frames: np.ndarray | None,
-        cand_slots: np.ndarray | None,
+        fps: list[bytes],
+        cand_frames: np.ndarray,
+        cand_fps: list[bytes],
+        cand_slots: np.ndarray,
         shift: int,
         new_slots: list[int],
         new_frames: list[np.ndarray],
@@ -487,7 +506,9 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         else a newly allocated one (queued in ``new_slots``/``new_frames``).
 
         :param frames: ``(k, *frame_shape)`` frames of the incoming stack
-        :param cand_frames: ``(m, *frame_shape)`` host copies of already stored frames, or None
+        :param fps: Their fingerprints
+        :param cand_frames: ``(m, *frame_shape)`` host copies of already stored frames (m may be 0)
+        :param cand_fps: Their fingerprints
         :param cand_slots: ``(m,)`` their slots
         :param shift: Candidate ``i + shift`` is the likeliest match of frame ``i`` (tried first)
         :param new_slots: Output list of allocated slots, to be written
@@ -496,21 +517,20 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         """
         k = frames.shape[0]
         slots = np.empty(k, dtype=np.int64)
-        m = 0 if cand_frames is None else cand_frames.shape[0]
+        m = len(cand_fps)
         for i in range(k):
-            frame = frames[i]
+            frame, fp = frames[i], fps[i]
             slot = -1
-            if cand_frames is not None and cand_slots is not None:
-                guess = i + shift
-                order = ([guess] if 0 <= guess < m else []) + [j for j in range(m) if j != guess]
-                for j in order:
-                    if np.array_equal(frame, cand_frames[j]):
-                        slot = int(cand_slots[j])
-                        break
+            guess = i + shift
+            order = ([guess] if 0 <= guess < m else []) + [j for j in range(m) if j != guess]
+            for j in order:
+                if cand_fps[j] == fp and np.array_equal(frame, cand_frames[j]):
+                    slot = int(cand_slots[j])
+                    break
             if slot < 0:
                 # Reset stacks often repeat a frame (or zero padding): store it once.
                 for j in range(i):
-                    if np.array_equal(frame, frames[j]):
+                    if fps[j] == fp and np.array_equal(frame, frames[j]):
                         slot = int(slots[j])
                         break
             if slot < 0:
@@ -543,28 +563,37 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         next_obs = np.asarray(next_obs).reshape((self.n_envs, *self.obs_shape))
         obs_frames = self._split_frames(obs)
         next_frames = self._split_frames(next_obs)
+        obs_fps = self._fingerprints(obs_frames)
+        next_fps = self._fingerprints(next_frames)
         k = self.frame_stack
         row_obs = np.empty((self.n_envs, k), dtype=np.int64)
         row_next = np.empty((self.n_envs, k), dtype=np.int64)
+        no_frames = self._last_next_frames[0, :0]
         new_slots: list[int] = []
         new_frames: list[np.ndarray] = []
         for e in range(self.n_envs):
-            if self._has_last[e] and np.array_equal(obs_frames[e], self._last_next_frames[e]):
+            last = bool(self._has_last[e])
+            if (
+                last
+                and obs_fps[e] == self._last_next_fps[e]
+                and np.array_equal(obs_frames[e], self._last_next_frames[e])
+            ):
                 # The usual case: obs_t is next_obs_{t-1}.
                 row_obs[e] = self._last_next_slots[e]
             else:
-                last = self._has_last[e]
                 row_obs[e] = self._match_stack(
                     obs_frames[e],
-                    self._last_next_frames[e] if last else None,
-                    self._last_next_slots[e] if last else None,
+                    obs_fps[e],
+                    self._last_next_frames[e] if last else no_frames,
+                    self._last_next_fps[e] if last else [],
+                    self._last_next_slots[e] if last else np.empty(0, np.int64),
                     0,
                     new_slots,
                     new_frames,
                 )
             # next_obs_t normally drops obs_t's oldest frame and appends one new frame.
             row_next[e] = self._match_stack(
-                next_frames[e], obs_frames[e], row_obs[e], 1, new_slots, new_frames
+                next_frames[e], next_fps[e], obs_frames[e], obs_fps[e], row_obs[e], 1, new_slots, new_frames
             )
         self._write_frames(new_slots, new_frames)
 
@@ -577,6 +606,7 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         self._obs_idx[self.pos] = row_obs
         self._next_idx[self.pos] = row_next
         self._last_next_frames[:] = next_frames
+        self._last_next_fps = next_fps
         self._last_next_slots[:] = row_next
         self._has_last[:] = True
 

@@ -1,0 +1,135 @@
+"""Every Curl algorithm trains with and without the auxiliary loss, saves and loads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from tiny_envs import DotEnv
+
+from curl_rl import ALGOS, CurlEncoder
+
+SMALL_ENCODER = dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(num_layers=2, num_filters=8))
+CONTINUOUS = {"sac", "td3"}
+
+
+def make(algo: str, aux: Any, seed: int = 0, **extra: Any) -> Any:
+    env = DotEnv(continuous=algo in CONTINUOUS)
+    kwargs: dict[str, Any] = dict(seed=seed, policy_kwargs=SMALL_ENCODER, device="cpu")
+    if algo == "ppo":
+        kwargs.update(n_steps=64, batch_size=32, n_epochs=2)
+    elif algo == "a2c":
+        kwargs.update(n_steps=16)
+    else:
+        kwargs.update(buffer_size=1000, learning_starts=50, batch_size=16)
+        if algo == "dqn":
+            kwargs.update(target_update_interval=50)
+    kwargs.update(extra)
+    return ALGOS[algo]("CnnPolicy", env, aux=aux, **kwargs)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+@pytest.mark.parametrize("aux", ["none", "curl", "curl+future"])
+def test_learns_a_few_hundred_steps(algo: str, aux: str) -> None:
+    model = make(algo, aux)
+    model.learn(200)
+    assert model.num_timesteps >= 200
+    logged = model.logger.name_to_value
+    if aux == "none":
+        assert model.aux_head is None
+    else:
+        assert model.aux_head is not None
+        assert np.isfinite(logged["aux/loss"])
+        assert 0.0 <= logged["aux/accuracy"] <= 1.0
+        assert "aux/key_distance" in logged and "aux/embedding_std" in logged
+    if aux == "curl+future":
+        assert 0.0 < logged["aux/future/valid_fraction"] <= 1.0
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
+@pytest.mark.parametrize("aux", ["atc", "spr", "triplet", "aug"])
+def test_other_presets_run(algo: str, aux: str) -> None:
+    make(algo, aux).learn(120)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_save_load_round_trip_continues(algo: str, tmp_path: Any) -> None:
+    model = make(algo, "curl")
+    model.learn(150)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    loaded = type(model).load(path, env=DotEnv(continuous=algo in CONTINUOUS), device="cpu")
+    obs = np.stack([DotEnv(continuous=algo in CONTINUOUS).reset(seed=i)[0] for i in range(4)])
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    assert loaded.aux_config == model.aux_config
+    for (name, a), b in zip(model.aux_head.state_dict().items(), loaded.aux_head.state_dict().values(), strict=True):
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b), name
+    assert loaded.aux_head.key_encoder.num_steps == model.aux_head.key_encoder.num_steps
+    assert torch.equal(loaded.aux_head.generator.get_state(), model.aux_head.generator.get_state())
+    before = [p.detach().clone() for p in loaded.aux_head.trainable_parameters()]
+    loaded.learn(100, reset_num_timesteps=False)
+    assert loaded.num_timesteps >= model.num_timesteps + 100
+    after = loaded.aux_head.trainable_parameters()
+    assert any(not torch.equal(x, y) for x, y in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_aux_optimizer_never_holds_the_encoder(algo: str) -> None:
+    # CURL's reference code stepped the encoder twice per update (RL and contrastive optimizers)
+    model = make(algo, "curl+future")
+    encoder_params = {id(p) for p in model._aux_encoder.parameters()}
+    key_params = {id(p) for p in model.aux_head.key_encoder.parameters()}
+    aux_params = {id(p) for g in model.aux_optimizer.param_groups for p in g["params"]}
+    assert not aux_params & encoder_params
+    assert not aux_params & key_params
+    rl_opt = model.policy.optimizer if algo in ("ppo", "a2c", "dqn") else model.critic.optimizer
+    rl_params = {id(p) for g in rl_opt.param_groups for p in g["params"]}
+    assert encoder_params <= rl_params
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_no_gradient_reaches_the_key_encoder(algo: str) -> None:
+    model = make(algo, "curl")
+    model.learn(120)
+    for p in model.aux_head.key_encoder.parameters():
+        assert not p.requires_grad and p.grad is None
+
+
+def test_encoder_receives_aux_gradient_and_actor_is_detached() -> None:
+    model = make("sac", "curl")
+    model.learn(60)
+    obs = torch.as_tensor(np.stack([DotEnv(continuous=True).reset(seed=i)[0] for i in range(8)])).permute(0, 3, 1, 2)
+    assert model.actor.features_extractor is model.critic.features_extractor
+    actor_params = {id(p) for g in model.actor.optimizer.param_groups for p in g["params"]}
+    assert not actor_params & {id(p) for p in model.critic.features_extractor.parameters()}
+    model.critic.optimizer.zero_grad()
+    loss = model._aux_loss(obs, None, model._replay_futures)
+    assert loss is not None
+    loss.backward()
+    grads = [p.grad for p in model.critic.features_extractor.parameters()]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_channel_first_and_dict_observations_train() -> None:
+    from gymnasium import spaces
+    import gymnasium as gym
+
+    from curl_rl import CurlPPO
+
+    CurlPPO("CnnPolicy", DotEnv(channel_first=True), aux="curl", n_steps=32, batch_size=16, n_epochs=1,
+            policy_kwargs=SMALL_ENCODER).learn(64)
+
+    class DictDot(gym.ObservationWrapper):
+        def __init__(self, env: gym.Env) -> None:
+            super().__init__(env)
+            self.observation_space = spaces.Dict({"image": env.observation_space, "vec": spaces.Box(-1, 1, (2,))})
+
+        def observation(self, obs: np.ndarray) -> dict:
+            return {"image": obs, "vec": np.zeros(2, np.float32)}
+
+    model = CurlPPO("MultiInputPolicy", DictDot(DotEnv(size=36)), aux="curl", n_steps=32, batch_size=16, n_epochs=1)
+    model.learn(64)
+    assert np.isfinite(model.logger.name_to_value["aux/loss"])
