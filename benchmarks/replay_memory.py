@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import multiprocessing as mp
 import os
 import platform
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -95,6 +97,67 @@ def time_call(fn: Callable[[], Any], repeats: int) -> float:
     return float(np.median(times))
 
 
+K, FRAME_SHAPE, ACTION_DIM = 3, (3, 84, 84), 6
+OBS_SHAPE = (K * FRAME_SHAPE[0], *FRAME_SHAPE[1:])
+
+
+def measure(
+    kind: str,
+    n_fill: int,
+    episode_length: int,
+    batch_size: int,
+    horizon: int,
+    repeats: int,
+    threads: int,
+    timing: bool,
+) -> dict[str, float]:
+    """
+    Build one buffer, fill it, and measure it; runs in a fresh process (see :func:`isolated`).
+
+    :param kind: ``"sb3"``, ``"sb3-optimize"`` or ``"pixel"``
+    :param n_fill: Buffer size, filled completely
+    :param episode_length: Steps per synthetic episode
+    :param batch_size: Batch size of the timed calls
+    :param horizon: ``K`` of the timed ``sample_sequences`` calls
+    :param repeats: Timed calls per measurement (median reported)
+    :param threads: torch threads
+    :param timing: Whether to time ``sample`` and ``sample_sequences``
+    :return: RSS growth, allocated bytes, add time, sampling times, frame counts
+    """
+    th.set_num_threads(threads)
+    obs_space = spaces.Box(0, 255, OBS_SHAPE, dtype=np.uint8)
+    act_space = spaces.Box(-1, 1, (ACTION_DIM,), dtype=np.float32)
+    gc.collect()
+    before = rss_bytes()
+    buf: SequenceReplayBuffer
+    if kind == "pixel":
+        buf = PixelReplayBuffer(n_fill, obs_space, act_space, device="cpu", frame_stack=K)
+    else:
+        optimize = kind == "sb3-optimize"
+        kwargs: dict[str, Any] = (
+            {"optimize_memory_usage": True, "handle_timeout_termination": False} if optimize else {}
+        )
+        buf = SequenceReplayBuffer(n_fill, obs_space, act_space, device="cpu", **kwargs)
+        assert buf.nbytes == sb3_allocated_bytes(n_fill, OBS_SHAPE, ACTION_DIM, optimize)
+    feed = Feed(K, FRAME_SHAPE, episode_length, ACTION_DIM)
+    fill(buf, n_fill, feed)
+    # Steady state: the ring is full, so adds overwrite (and, for PixelReplayBuffer, reclaim).
+    add_us = fill(buf, min(n_fill, 10_000), feed)
+    out: dict[str, float] = {"rss": rss_bytes() - before, "nbytes": buf.nbytes, "add_us": add_us}
+    if isinstance(buf, PixelReplayBuffer):
+        out.update(frames_in_use=buf.frames_in_use, capacity=buf.frame_capacity, live=buf.size() * buf.n_envs)
+    if timing:
+        out["sample"] = time_call(lambda: buf.sample(batch_size), repeats)
+        out["sequences"] = time_call(lambda: buf.sample_sequences(batch_size, horizon), repeats)
+    return out
+
+
+def isolated(**kwargs: Any) -> dict[str, float]:
+    """Run :func:`measure` in a fresh process: RSS growth is then not hidden by memory freed earlier."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(measure, **kwargs).result()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -110,108 +173,65 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed sampling calls (median reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
-    th.set_num_threads(args.threads)
-
-    k, frame_shape, action_dim = 3, (3, 84, 84), 6
-    obs_shape = (k * frame_shape[0], *frame_shape[1:])
-    obs_space = spaces.Box(0, 255, obs_shape, dtype=np.uint8)
-    act_space = spaces.Box(-1, 1, (action_dim,), dtype=np.float32)
     n = args.transitions
-    frame_bytes = int(np.prod(frame_shape))
+    common = {
+        "episode_length": args.episode_length,
+        "batch_size": args.batch_size,
+        "horizon": args.horizon,
+        "repeats": args.repeats,
+        "threads": args.threads,
+    }
     print(
-        f"# replay memory benchmark: obs {obs_shape} uint8, {k} stacked RGB frames, action_dim {action_dim}"
+        f"# replay memory benchmark: obs {OBS_SHAPE} uint8, {K} stacked RGB frames, action_dim {ACTION_DIM}"
     )
     print(
         f"# host {platform.node()} | {os.cpu_count()} CPUs | numpy {np.__version__} | torch {th.__version__}"
     )
     print(
         f"# episode length {args.episode_length}, batch {args.batch_size}, horizon {args.horizon}, "
-        f"torch threads {args.threads}, MALLOC_MMAP_MAX_={os.environ.get('MALLOC_MMAP_MAX_', 'unset')}"
+        f"torch threads {args.threads}, MALLOC_MMAP_MAX_={os.environ.get('MALLOC_MMAP_MAX_', 'unset')}; "
+        "each row measured in its own process"
     )
-    rows: list[tuple[str, str, str, str]] = []
-    timings: dict[str, float] = {}
+    sb3 = isolated(kind="sb3", n_fill=args.sb3_fill, timing=True, **common)
+    sb3_opt = isolated(kind="sb3-optimize", n_fill=args.sb3_fill, timing=False, **common)
+    pix_small = isolated(kind="pixel", n_fill=args.sb3_fill, timing=True, **common)
+    pix = isolated(kind="pixel", n_fill=args.pixel_fill, timing=True, **common)
 
-    # ---- SB3 ReplayBuffer: formula at full size, real fill at a smaller size
-    for optimize in (False, True):
-        label = "SB3 ReplayBuffer" + (" optimize_memory_usage" if optimize else "")
-        kwargs: dict[str, Any] = (
-            {"optimize_memory_usage": True, "handle_timeout_termination": False} if optimize else {}
-        )
-        gc.collect()
-        before = rss_bytes()
-        buf = SequenceReplayBuffer(args.sb3_fill, obs_space, act_space, device="cpu", **kwargs)
-        assert buf.nbytes == sb3_allocated_bytes(args.sb3_fill, obs_shape, action_dim, optimize)
-        add_us = fill(buf, args.sb3_fill, Feed(k, frame_shape, args.episode_length, action_dim))
-        grown = rss_bytes() - before
-        scale = n / args.sb3_fill
-        rows.append(
-            (
-                label,
-                f"{sb3_allocated_bytes(n, obs_shape, action_dim, optimize) / GIB:.2f}",
-                f"{grown * scale / GIB:.2f} (x{scale:g} of {args.sb3_fill:,})",
-                f"{add_us:.0f}",
-            )
-        )
-        if not optimize:
-            timings["sb3 sample"] = time_call(lambda b=buf: b.sample(args.batch_size), args.repeats)
-            timings["naive sample_sequences"] = time_call(
-                lambda b=buf: b.sample_sequences(args.batch_size, args.horizon), args.repeats
-            )
-        del buf
-        gc.collect()
-
-    # ---- PixelReplayBuffer at the SB3 fill size: like-for-like sampling times
-    small = PixelReplayBuffer(args.sb3_fill, obs_space, act_space, device="cpu", frame_stack=k)
-    fill(small, args.sb3_fill, Feed(k, frame_shape, args.episode_length, action_dim))
-    timings["pixel sample small"] = time_call(lambda b=small: b.sample(args.batch_size), args.repeats)
-    timings["pixel sample_sequences small"] = time_call(
-        lambda b=small: b.sample_sequences(args.batch_size, args.horizon), args.repeats
-    )
-    del small
-    gc.collect()
-
-    # ---- PixelReplayBuffer, filled for real
-    before = rss_bytes()
-    pix = PixelReplayBuffer(args.pixel_fill, obs_space, act_space, device="cpu", frame_stack=k)
-    add_us = fill(pix, args.pixel_fill, Feed(k, frame_shape, args.episode_length, action_dim))
-    grown = rss_bytes() - before
-    scale = n / args.pixel_fill
-    how = "filled for real" if args.pixel_fill == n else f"x{scale:g} of {args.pixel_fill:,}"
-    rows.append(
+    sb3_scale, pix_scale = n / args.sb3_fill, n / args.pixel_fill
+    how = "filled for real" if args.pixel_fill == n else f"x{pix_scale:g} of {args.pixel_fill:,}"
+    rows = [
+        ("SB3 ReplayBuffer", sb3_allocated_bytes(n, OBS_SHAPE, ACTION_DIM, False), sb3, sb3_scale, ""),
         (
-            "PixelReplayBuffer",
-            f"{pix.nbytes * scale / GIB:.2f}",
-            f"{grown * scale / GIB:.2f} ({how})",
-            f"{add_us:.0f}",
-        )
-    )
-    timings["pixel sample"] = time_call(lambda: pix.sample(args.batch_size), args.repeats)
-    timings["pixel sample_sequences"] = time_call(
-        lambda: pix.sample_sequences(args.batch_size, args.horizon), args.repeats
-    )
-    live = pix.size() * pix.n_envs
-
+            "SB3 ReplayBuffer optimize_memory_usage",
+            sb3_allocated_bytes(n, OBS_SHAPE, ACTION_DIM, True),
+            sb3_opt,
+            sb3_scale,
+            "",
+        ),
+        ("PixelReplayBuffer", pix["nbytes"] * pix_scale, pix, pix_scale, how),
+    ]
     print()
     print(f"## memory for {n:,} transitions")
-    print("| buffer | allocated GiB | RSS growth GiB | add us/transition |")
+    print("| buffer | allocated GiB | RSS growth GiB | add us/transition (full ring) |")
     print("|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    for label, allocated, res, scale, note in rows:
+        note = note or f"x{scale:g} of {args.sb3_fill:,}"
+        rss = f"{res['rss'] * scale / GIB:.2f} ({note})"
+        print(f"| {label} | {allocated / GIB:.2f} | {rss} | {res['add_us']:.0f} |")
+    live = pix["live"]
+    frame_bytes = int(np.prod(FRAME_SHAPE))
     print(
-        f"PixelReplayBuffer: {pix.frames_in_use:,} frames in use for {live:,} transitions "
-        f"({pix.frames_in_use / live:.3f} frames/transition), capacity {pix.frame_capacity:,} frames; "
-        f"frames-only bound {live * frame_bytes / GIB:.2f} GiB; nbytes {pix.nbytes / GIB:.3f} GiB"
+        f"PixelReplayBuffer: {pix['frames_in_use']:,.0f} frames in use for {live:,.0f} transitions "
+        f"({pix['frames_in_use'] / live:.3f} frames/transition), capacity {pix['capacity']:,.0f} frames; "
+        f"frames-only bound {live * frame_bytes / GIB:.2f} GiB; nbytes {pix['nbytes'] / GIB:.3f} GiB"
     )
     print()
     print(f"## sampling, batch {args.batch_size} (median of {args.repeats} calls, ms)")
     small_n, big_n = f"{args.sb3_fill // 1000}k", f"{args.pixel_fill // 1000}k"
     print(f"| call | SB3 / naive @{small_n} | Pixel @{small_n} | Pixel @{big_n} | Pixel / naive @{small_n} |")
     print("|---|---|---|---|---|")
-    for name, a, b in (
-        ("sample", "sb3 sample", "pixel sample"),
-        (f"sample_sequences K={args.horizon}", "naive sample_sequences", "pixel sample_sequences"),
-    ):
-        naive_s, small_s, big_s = timings[a], timings[b + " small"], timings[b]
+    for name, key in (("sample", "sample"), (f"sample_sequences K={args.horizon}", "sequences")):
+        naive_s, small_s, big_s = sb3[key], pix_small[key], pix[key]
         cells = [f"{x * 1e3:.1f}" for x in (naive_s, small_s, big_s)] + [f"{small_s / naive_s:.2f}"]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("(naive sample_sequences: SequenceReplayBuffer, i.e. SB3's storage layout)")

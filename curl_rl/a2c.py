@@ -24,7 +24,9 @@ class CurlA2C(OnPolicyAuxMixin, A2C):
     :class:`~curl_rl.CurlPPO`. ``aux="none"`` trains exactly like SB3's A2C.
     """
 
-    def __init__(self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any
+    ) -> None:
         kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"))
         self._check_device(kwargs.get("device", "auto"))
         super().__init__(policy, env, *args, **kwargs)

@@ -26,7 +26,9 @@ class CurlDQN(OffPolicyAuxMixin, DQN):
     encoder). ``aux="none"`` trains exactly like SB3's DQN.
     """
 
-    def __init__(self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any
+    ) -> None:
         kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"))
         self._check_device(kwargs.get("device", "auto"))
         super().__init__(policy, env, *args, **kwargs)
@@ -45,7 +47,7 @@ class CurlDQN(OffPolicyAuxMixin, DQN):
         losses = []
         for _ in range(gradient_steps):
             # Sample replay buffer
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             obs = self._aux_augment_rl(replay_data.observations)  # curl_rl

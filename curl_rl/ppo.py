@@ -61,7 +61,9 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
     :param routing: accepted for a uniform interface; PPO always shares one extractor.
     """
 
-    def __init__(self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any
+    ) -> None:
         kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"))
         self._check_device(kwargs.get("device", "auto"))
         super().__init__(policy, env, *args, **kwargs)

@@ -33,13 +33,17 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         defaults) or ``"auto"`` (``"curl"`` when the aux config is active, else ``"sb3"``).
     """
 
-    def __init__(self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any
+    ) -> None:
         kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"))
         self._check_device(kwargs.get("device", "auto"))
         if self._resolved_routing() == "curl":
             policy = routed_policy(policy, CurlRoutedSACPolicy, SAC.policy_aliases)
         elif self.aux_config.has_loss and (kwargs.get("policy_kwargs") or {}).get("share_features_extractor"):
-            raise ValueError("with share_features_extractor=True SB3's critic does not train the encoder; use routing='curl'")
+            raise ValueError(
+                "with share_features_extractor=True SB3's critic does not train the encoder; use routing='curl'"
+            )
         super().__init__(policy, env, *args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -63,7 +67,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
 
         for gradient_step in range(gradient_steps):
             # Sample replay buffer
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             obs = self._aux_augment_rl(replay_data.observations)  # curl_rl
@@ -117,7 +121,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
             # Compute critic loss
             critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)  # for type checker
-            critic_losses.append(critic_loss.item())  # type: ignore[union-attr]
+            critic_losses.append(critic_loss.item())
 
             # curl_rl: the auxiliary loss joins the critic loss (one backward, one encoder step)
             anchor = tap.features if self._aux_uses_rl_augmentation else None
@@ -158,6 +162,3 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         if len(ent_coef_losses) > 0:
             self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
         self._aux_log()  # curl_rl
-
-
-

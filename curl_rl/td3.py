@@ -26,13 +26,17 @@ class CurlTD3(OffPolicyAuxMixin, TD3):
     :class:`~curl_rl.CurlSAC`. ``aux="none"`` trains exactly like SB3's TD3.
     """
 
-    def __init__(self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any
+    ) -> None:
         kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"))
         self._check_device(kwargs.get("device", "auto"))
         if self._resolved_routing() == "curl":
             policy = routed_policy(policy, CurlRoutedTD3Policy, TD3.policy_aliases)
         elif self.aux_config.has_loss and (kwargs.get("policy_kwargs") or {}).get("share_features_extractor"):
-            raise ValueError("with share_features_extractor=True the encoder is trained by the actor; use routing='curl'")
+            raise ValueError(
+                "with share_features_extractor=True the encoder is trained by the actor; use routing='curl'"
+            )
         super().__init__(policy, env, *args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -51,7 +55,7 @@ class CurlTD3(OffPolicyAuxMixin, TD3):
         for _ in range(gradient_steps):
             self._n_updates += 1
             # Sample replay buffer
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             obs = self._aux_augment_rl(replay_data.observations)  # curl_rl

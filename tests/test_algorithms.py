@@ -114,13 +114,20 @@ def test_encoder_receives_aux_gradient_and_actor_is_detached() -> None:
 
 
 def test_channel_first_and_dict_observations_train() -> None:
-    from gymnasium import spaces
     import gymnasium as gym
+    from gymnasium import spaces
 
     from curl_rl import CurlPPO
 
-    CurlPPO("CnnPolicy", DotEnv(channel_first=True), aux="curl", n_steps=32, batch_size=16, n_epochs=1,
-            policy_kwargs=SMALL_ENCODER).learn(64)
+    CurlPPO(
+        "CnnPolicy",
+        DotEnv(channel_first=True),
+        aux="curl",
+        n_steps=32,
+        batch_size=16,
+        n_epochs=1,
+        policy_kwargs=SMALL_ENCODER,
+    ).learn(64)
 
     class DictDot(gym.ObservationWrapper):
         def __init__(self, env: gym.Env) -> None:

@@ -23,7 +23,9 @@ def _kwargs(algo: str) -> dict[str, Any]:
     kw: dict[str, Any] = dict(
         seed=3,
         device="cpu",
-        policy_kwargs=dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(num_layers=2, num_filters=8)),
+        policy_kwargs=dict(
+            features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(num_layers=2, num_filters=8)
+        ),
     )
     if algo == "ppo":
         kw.update(n_steps=64, batch_size=32, n_epochs=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from collections import deque
 from typing import Any
@@ -422,6 +423,27 @@ def test_pixel_buffer_reclaims_with_short_episodes_and_reset() -> None:
     assert pixel.size() == 0 and pixel.frames_in_use == 0
 
 
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_pixel_buffer_survives_pickling(protocol: int) -> None:
+    """SB3's save_replay_buffer pickles the buffer; loaded arrays do not own their data."""
+    naive, pixel = _make_pair(30, 1, 3, 3, (10, 12), True)
+    feed = _Feed(np.random.default_rng(7), 1, 3, 3, (10, 12), True, p_end=0.05, p_glitch=0.0)
+    for _ in range(40):
+        batch = feed.step()
+        naive.add(*batch)
+        pixel.add(*batch)
+    pixel = pickle.loads(pickle.dumps(pixel, protocol=protocol))
+    capacity = pixel.frame_capacity
+    feed.p_end, feed.p_glitch = 0.9, 0.5  # many fresh frames: the store must grow
+    for _ in range(40):
+        batch = feed.step()
+        naive.add(*batch)
+        pixel.add(*batch)
+    assert pixel.frame_capacity > capacity
+    _assert_same_contents(naive, pixel)
+    _assert_same_samples(naive, pixel, 1)
+
+
 def test_pixel_buffer_constructor_checks() -> None:
     act = spaces.Box(-1, 1, (1,), dtype=np.float32)
     with pytest.raises(ValueError, match="multiple of frame_stack"):
@@ -541,6 +563,7 @@ def test_works_as_sb3_replay_buffer_class(algo: str, one_thread: None) -> None:
     assert isinstance(buf, _ShadowedPixelBuffer)
     assert buf.full and buf.observation_space.shape == (9, 36, 36)  # VecTransposeImage made it channel-first
     assert buf.channels_first
+    assert buf.timeouts.sum() > 0 and (buf.dones * (1 - buf.timeouts)).sum() > 0  # both kinds of episode end
     _assert_same_contents(buf.shadow, buf)
     _assert_same_samples(buf.shadow, buf, 0)
     transitions = buf.buffer_size * buf.n_envs

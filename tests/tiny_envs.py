@@ -22,7 +22,12 @@ class DotEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(
-        self, size: int = 24, frames: int = 2, continuous: bool = False, episode_len: int = 25, channel_first: bool = False
+        self,
+        size: int = 24,
+        frames: int = 2,
+        continuous: bool = False,
+        episode_len: int = 25,
+        channel_first: bool = False,
     ) -> None:
         self.size, self.frames, self.episode_len, self.channel_first = size, frames, episode_len, channel_first
         shape = (3 * frames, size, size) if channel_first else (size, size, 3 * frames)
@@ -56,4 +61,10 @@ class DotEnv(gym.Env):
         self.t += 1
         self._stack = [*self._stack[1:], self._frame()]
         dist = float(np.abs(self.pos - self.size // 2).sum())
-        return self._obs(), -dist / self.size, False, self.t >= self.episode_len, {"state": (self.pos / self.size).astype(np.float32)}
+        return (
+            self._obs(),
+            -dist / self.size,
+            False,
+            self.t >= self.episode_len,
+            {"state": (self.pos / self.size).astype(np.float32)},
+        )

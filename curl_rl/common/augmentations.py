@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from curl_rl.common.config import AuxConfig
 
@@ -25,19 +24,22 @@ def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torc
 def crop_at(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
     """Crop a ``size`` x ``size`` window at a per-sample offset, gathering without a Python loop.
 
+    Offsets may point outside the image: coordinates are clamped to the border, which is the
+    same as cropping from a replicate-padded image without building the padded copy.
+
     :param images: ``(B, C, H, W)`` batch.
-    :param top: ``(B,)`` integer row offsets.
-    :param left: ``(B,)`` integer column offsets.
+    :param top: ``(B,)`` integer row offsets (may be negative).
+    :param left: ``(B,)`` integer column offsets (may be negative).
     :param size: side of the square window.
     :return: ``(B, C, size, size)`` with the input dtype.
     """
-    b = images.shape[0]
+    b, c, h, w = images.shape
     ar = torch.arange(size, device=images.device)
-    rows = (top.view(b, 1) + ar).view(b, 1, size, 1)
-    cols = (left.view(b, 1) + ar).view(b, 1, 1, size)
-    batch = torch.arange(b, device=images.device).view(b, 1, 1, 1)
-    chans = torch.arange(images.shape[1], device=images.device).view(1, -1, 1, 1)
-    return images[batch, chans, rows, cols]
+    # two gathers with broadcast (stride-0) indices: no (B, C, H, W) int64 index tensor is built
+    rows = (top.view(b, 1) + ar).clamp(0, h - 1).view(b, 1, size, 1).expand(b, c, size, w)
+    picked = images.gather(2, rows)
+    cols = (left.view(b, 1) + ar).clamp(0, w - 1).view(b, 1, 1, size).expand(b, c, size, size)
+    return picked.gather(3, cols)
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -100,13 +102,12 @@ class RandomShift(Augmentation):
         if self.pad == 0:
             return images
         b, _, h, w = images.shape
-        # replicate padding is not implemented for uint8 on CPU; pad in float, gather, cast back
-        padded = F.pad(images.float(), (self.pad,) * 4, mode="replicate").to(images.dtype)
-        top = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device)
-        left = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device)
         if h != w:
             raise ValueError(f"random shift needs square images, got {h}x{w}")
-        return crop_at(padded, top, left, h)
+        # offsets relative to the unpadded image; crop_at's clamping plays the replicate padding
+        top = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device) - self.pad
+        left = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device) - self.pad
+        return crop_at(images, top, left, h)
 
 
 class _FrameWise(Augmentation):

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first, preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from torch import nn
@@ -25,7 +24,8 @@ from curl_rl.common.config import AuxConfig, resolve_aux_config
 from curl_rl.common.encoder import CenterCropExtractor
 
 ROUTINGS = ("auto", "sb3", "curl")
-FutureFn = Callable[[int], tuple[ObsT, ObsT, torch.Tensor, torch.Tensor] | None]
+ObsVar = TypeVar("ObsVar", torch.Tensor, dict[str, torch.Tensor])
+FutureFn = Callable[[int], tuple[ObsT | None, ObsT, torch.Tensor, torch.Tensor]]
 
 
 class AuxAlgorithmMixin:
@@ -35,6 +35,7 @@ class AuxAlgorithmMixin:
     aux_head: AuxiliaryHead | None
     aux_optimizer: torch.optim.Optimizer | None
     routing: str
+    _aux_finite: torch.Tensor
     # provided by BaseAlgorithm
     device: torch.device
     observation_space: gym.Space
@@ -121,7 +122,8 @@ class AuxAlgorithmMixin:
             c, h, w = shape
             if cfg.crop_size is not None and "crop" in cfg.augment and cfg.crop_size > min(h, w):
                 raise ValueError(
-                    f"{where} are {h}x{w}, smaller than crop_size={cfg.crop_size}; render larger frames or lower crop_size"
+                    f"{where} are {h}x{w}, smaller than crop_size={cfg.crop_size}; "
+                    "render larger frames or lower crop_size"
                 )
             if "shift" in cfg.augment and h != w:
                 raise ValueError(f"{where} are {h}x{w}; 'shift' needs square images, use 'crop' instead")
@@ -148,7 +150,8 @@ class AuxAlgorithmMixin:
             self.aux_head, self.aux_optimizer = None, None
             return
         policy = self.policy
-        seed = self.seed if self.seed is not None else int(np.random.randint(0, 2**31 - 1))
+        # without a user seed, draw from numpy's global RNG, which SB3 seeds when it is given one
+        seed = self.seed if self.seed is not None else int(np.random.randint(0, 2**31 - 1))  # noqa: NPY002
 
         def preprocess(obs: ObsT) -> Any:
             return preprocess_obs(obs, policy.observation_space, normalize_images=policy.normalize_images)
@@ -176,12 +179,12 @@ class AuxAlgorithmMixin:
     def _aux_uses_rl_augmentation(self) -> bool:
         return self.aux_config.augment_rl and bool(self.aux_config.augment) and self.aux_head is not None
 
-    def _aux_augment_rl(self, obs: ObsT) -> ObsT:
+    def _aux_augment_rl(self, obs: ObsVar) -> ObsVar:
         """Augmented observations for the RL loss (RAD/DrQ), or ``obs`` when switched off."""
         if not self._aux_uses_rl_augmentation:
             return obs
         assert self.aux_head is not None
-        return self.aux_head.augment(obs)
+        return self.aux_head.augment(obs)  # type: ignore[return-value]
 
     def _aux_weight(self) -> float:
         cfg = self.aux_config

@@ -99,6 +99,8 @@ class AuxiliaryHead(nn.Module):
     :param device: where everything lives.
     """
 
+    queue: torch.Tensor
+
     def __init__(
         self,
         config: AuxConfig,
@@ -118,7 +120,7 @@ class AuxiliaryHead(nn.Module):
         self.augmentations: dict[str | None, Compose] = {}
         if isinstance(observation_space, gym.spaces.Dict):
             for key, sub in observation_space.spaces.items():
-                if is_image_space(sub, check_channels=False):
+                if is_image_space(sub, check_channels=False) and sub.shape is not None:
                     self.augmentations[key] = build_augmentation(config, sub.shape[0])
         else:
             assert observation_space.shape is not None
@@ -170,7 +172,9 @@ class AuxiliaryHead(nn.Module):
     def augment(self, obs: ObsT) -> ObsT:
         """Augment image observations (each image key of a Dict); other keys pass through."""
         if isinstance(obs, dict):
-            return {k: self.augmentations[k](v, self.generator) if k in self.augmentations else v for k, v in obs.items()}
+            return {
+                k: self.augmentations[k](v, self.generator) if k in self.augmentations else v for k, v in obs.items()
+            }
         return self.augmentations[None](obs, self.generator)
 
     def encode_online(self, encoder: nn.Module, obs: ObsT) -> torch.Tensor:
@@ -193,12 +197,12 @@ class AuxiliaryHead(nn.Module):
         query = self.projector(anchor_features)
         key = self.encode_key(self.augment(obs))
         if cfg.instance == "triplet":
-            out = triplet_loss(query, key, margin=cfg.triplet_margin, mining=cfg.triplet_mining, generator=self.generator)
+            out = triplet_loss(
+                query, key, margin=cfg.triplet_margin, mining=cfg.triplet_mining, generator=self.generator
+            )
         else:
             queue = self.queue[: self._queue_len] if cfg.queue_size else None
-            out = info_nce(
-                query, key, weight=self.W, temperature=cfg.temperature, queue=queue, symmetric=cfg.symmetric
-            )
+            out = info_nce(query, key, weight=self.W, temperature=cfg.temperature, queue=queue, symmetric=cfg.symmetric)
             if cfg.queue_size:
                 self._enqueue(key)
         out.metrics["embedding_std"] = F.normalize(query.detach(), dim=1).std(dim=0).mean()
@@ -244,17 +248,20 @@ class AuxiliaryHead(nn.Module):
         flat = _flatten_time(future_obs)
         targets = self.encode_key(self.augment(flat)).reshape(z.shape[0], k, -1)
         act = encode_actions(actions, self.action_space)
-        losses, metrics_sum = [], {}
+        losses: list[torch.Tensor] = []
+        metrics_sum: dict[str, torch.Tensor] = {}
         for j in range(k):
             z = self.transition(z, act[:, j])
             pred = self.future_predictor(z)
             if cfg.future_loss == "cosine":
                 step = cosine_prediction_loss(pred, targets[:, j], valid[:, j])
             else:
-                step = info_nce(pred, targets[:, j], weight=self.W_future, temperature=cfg.temperature, mask=valid[:, j])
+                step = info_nce(
+                    pred, targets[:, j], weight=self.W_future, temperature=cfg.temperature, mask=valid[:, j]
+                )
             losses.append(step.loss)
             for name, value in step.metrics.items():
-                metrics_sum[name] = metrics_sum.get(name, 0.0) + value / k
+                metrics_sum[name] = metrics_sum.get(name, torch.zeros_like(value)) + value / k
         metrics_sum["valid_fraction"] = valid.float().mean()
         return LossOutput(torch.stack(losses).mean(), metrics_sum)
 

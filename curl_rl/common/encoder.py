@@ -65,7 +65,10 @@ class CurlEncoder(BaseFeaturesExtractor):
         channels = observation_space.shape[0]
         layers: list[nn.Module] = []
         for i in range(num_layers):
-            layers += [nn.Conv2d(channels if i == 0 else num_filters, num_filters, kernel_size, stride_list[i]), nn.ReLU()]
+            layers += [
+                nn.Conv2d(channels if i == 0 else num_filters, num_filters, kernel_size, stride_list[i]),
+                nn.ReLU(),
+            ]
         self.convs = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             sample = torch.as_tensor(observation_space.sample()[None]).float()
@@ -94,7 +97,7 @@ def cropped_space(space: gym.spaces.Box, size: int) -> gym.spaces.Box:
     c = space.shape[0]
     low = np.full((c, size, size), np.min(space.low), dtype=space.dtype)
     high = np.full((c, size, size), np.max(space.high), dtype=space.dtype)
-    return gym.spaces.Box(low=low, high=high, dtype=space.dtype)  # type: ignore[arg-type]
+    return gym.spaces.Box(low=low, high=high, dtype=space.dtype)
 
 
 class CenterCropExtractor(BaseFeaturesExtractor):

@@ -87,7 +87,9 @@ def info_nce(
     per_row = F.cross_entropy(stable, labels, reduction="none")
     if symmetric:
         sq = stable[:, :b].T
-        per_row = 0.5 * (per_row + F.cross_entropy(sq - sq.max(dim=1, keepdim=True).values.detach(), labels, reduction="none"))
+        per_row = 0.5 * (
+            per_row + F.cross_entropy(sq - sq.max(dim=1, keepdim=True).values.detach(), labels, reduction="none")
+        )
     loss = _masked_mean(per_row, mask)
     with torch.no_grad():
         finite = torch.where(torch.isfinite(logits), logits, torch.zeros_like(logits))

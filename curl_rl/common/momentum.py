@@ -22,7 +22,7 @@ def ema_update(online: nn.Module, target: nn.Module, tau: float) -> None:
     :param tau: EMA coefficient in (0, 1]; 1 copies.
     """
     online_params = [p.detach() for p in online.parameters()]
-    target_params = list(target.parameters())
+    target_params: list[torch.Tensor] = list(target.parameters())
     if len(online_params) != len(target_params):
         raise ValueError("online and target modules differ in structure")
     torch._foreach_lerp_(target_params, online_params, tau)
@@ -75,7 +75,9 @@ class MomentumEncoder(nn.Module):
     @torch.no_grad()
     def distance(self, online: nn.Module) -> torch.Tensor:
         """Root-mean-square parameter difference to ``online`` (a drift diagnostic)."""
-        diffs = [(o.detach() - t).pow(2).sum() for o, t in zip(online.parameters(), self.target.parameters(), strict=True)]
+        diffs = [
+            (o.detach() - t).pow(2).sum() for o, t in zip(online.parameters(), self.target.parameters(), strict=True)
+        ]
         count = sum(p.numel() for p in self.target.parameters())
         return (torch.stack(diffs).sum() / max(count, 1)).sqrt()
 

@@ -246,7 +246,7 @@ class PixelReplayBuffer(SequenceReplayBuffer):
 
     Frame slots are reference counted; a slot is reused once no live transition points to it,
     so the store stays at about ``buffer_size + resets`` frames. It starts with 2% + a few
-    frames of slack and grows by 1/8 when that is not enough (short episodes).
+    frames of slack and grows by 1/16 when that is not enough (short episodes).
 
     :param buffer_size: Max number of transitions in the buffer (over all envs, as in SB3)
     :param observation_space: 3-D ``Box`` observation space (channel-stacked frames)
@@ -374,16 +374,10 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         self._free: list[int] = []
         self._obs_idx = np.zeros((self.buffer_size, self.n_envs, k), dtype=np.int64)
         self._next_idx = np.zeros((self.buffer_size, self.n_envs, k), dtype=np.int64)
-        # Host copies of the newest next_obs frames per env, so matching never reads the store
-        # (which may be on a GPU).
-        self._last_next_frames = np.zeros((self.n_envs, k, *self.frame_shape), dtype=self._frame_dtype)
+        # Raw bytes of the newest next_obs frames per env (empty before the first add): matching
+        # never reads the store, which may be on a GPU.
+        self._last_next_bytes: list[list[bytes]] = [[] for _ in range(self.n_envs)]
         self._last_next_slots = np.zeros((self.n_envs, k), dtype=np.int64)
-        self._last_next_fps: list[list[bytes]] = [[] for _ in range(self.n_envs)]
-        self._has_last = np.zeros(self.n_envs, dtype=bool)
-        # 64 pixels spread over the frame: enough to tell almost all distinct frames apart.
-        frame_size = int(np.prod(self.frame_shape))
-        positions = np.unique(np.linspace(0, frame_size - 1, num=min(64, frame_size)).astype(np.int64))
-        self._fp_index = np.unravel_index(positions, self.frame_shape)
 
     def reset(self) -> None:
         """Empty the buffer (keeps the frame store allocation)."""
@@ -391,10 +385,10 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         self._refcount[:] = 0
         self._high_water = 0
         self._free = []
-        self._has_last[:] = False
+        self._last_next_bytes = [[] for _ in range(self.n_envs)]
 
     def _grow(self, needed: int) -> None:
-        step = max(self._capacity // 8, 64 + 2 * self.frame_stack * self.n_envs)
+        step = max(self._capacity // 16, 64 + 2 * self.frame_stack * self.n_envs)
         new_capacity = max(needed, self._capacity + step)
         if self._frames_np is not None:
             try:
@@ -424,13 +418,14 @@ class PixelReplayBuffer(SequenceReplayBuffer):
     def _write_frames(self, slots: list[int], frames: list[np.ndarray]) -> None:
         if not slots:
             return
-        stacked = np.stack(frames)
         if self._frames_np is not None:
-            self._frames_np[slots] = stacked
+            for slot, frame in zip(slots, frames):
+                self._frames_np[slot] = frame
         else:
             assert self._frames_th is not None
+            # One host-to-device copy per add, whatever the number of new frames.
             index = th.as_tensor(slots, dtype=th.long, device=self._frames_th.device)
-            self._frames_th[index] = th.as_tensor(stacked).to(self._frames_th.device)
+            self._frames_th[index] = th.as_tensor(np.stack(frames)).to(self._frames_th.device)
 
     @property
     def nbytes(self) -> int:
@@ -448,11 +443,10 @@ class PixelReplayBuffer(SequenceReplayBuffer):
             self.rewards,
             self.dones,
             self.timeouts,
-            self._last_next_frames,
             self._last_next_slots,
-            self._has_last,
         ]
-        return int(store + sum(a.nbytes for a in arrays) + 8 * len(self._free))
+        held_bytes = sum(len(b) for env_bytes in self._last_next_bytes for b in env_bytes)
+        return int(store + sum(a.nbytes for a in arrays) + held_bytes + 8 * len(self._free))
 
     @property
     def frames_in_use(self) -> int:
@@ -478,37 +472,34 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         height, width, c = self.frame_shape
         return np.moveaxis(batch.reshape(n, height, width, k, c), 3, 1)
 
-    def _fingerprints(self, frames: np.ndarray) -> list[list[bytes]]:
+    @staticmethod
+    def _frame_bytes(frames: np.ndarray) -> list[list[bytes]]:
         """
-        A few sampled pixels of each frame, as bytes: frames with different fingerprints
-        differ, so the full comparison only runs on likely matches.
+        Raw bytes of each frame. Comparing bytes is an early-exit memcmp, faster than
+        ``np.array_equal``, and bitwise: equal bytes means reuse returns identical data.
 
         :param frames: ``(n, k, *frame_shape)`` frames (views are fine)
-        :return: ``n`` lists of ``k`` fingerprints
+        :return: ``n`` lists of ``k`` bytes objects
         """
-        index: tuple[Any, ...] = (slice(None), slice(None), *self._fp_index)
-        sample = frames[index]  # (n, k, m), one gather, also from non-contiguous views
-        return [[row.tobytes() for row in env_rows] for env_rows in sample]
+        return [[frame.tobytes() for frame in env_frames] for env_frames in frames]
 
     def _match_stack(
         self,
         frames: np.ndarray,
-        fps: list[bytes],
-        cand_frames: np.ndarray,
-        cand_fps: list[bytes],
+        frame_bytes: list[bytes],
+        cand_bytes: list[bytes],
         cand_slots: np.ndarray,
         shift: int,
         new_slots: list[int],
         new_frames: list[np.ndarray],
     ) -> np.ndarray:
         """
-        Slot of each frame of one stack: an exactly equal candidate's or earlier frame's slot,
+        Slot of each frame of one stack: an identical candidate's or earlier frame's slot,
         else a newly allocated one (queued in ``new_slots``/``new_frames``).
 
         :param frames: ``(k, *frame_shape)`` frames of the incoming stack
-        :param fps: Their fingerprints
-        :param cand_frames: ``(m, *frame_shape)`` host copies of already stored frames (m may be 0)
-        :param cand_fps: Their fingerprints
+        :param frame_bytes: Their raw bytes
+        :param cand_bytes: Raw bytes of already stored frames (may be empty)
         :param cand_slots: ``(m,)`` their slots
         :param shift: Candidate ``i + shift`` is the likeliest match of frame ``i`` (tried first)
         :param new_slots: Output list of allocated slots, to be written
@@ -517,26 +508,28 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         """
         k = frames.shape[0]
         slots = np.empty(k, dtype=np.int64)
-        m = len(cand_fps)
+        m = len(cand_bytes)
         for i in range(k):
-            frame, fp = frames[i], fps[i]
+            data = frame_bytes[i]
             slot = -1
             guess = i + shift
-            order = ([guess] if 0 <= guess < m else []) + [j for j in range(m) if j != guess]
-            for j in order:
-                if cand_fps[j] == fp and np.array_equal(frame, cand_frames[j]):
-                    slot = int(cand_slots[j])
-                    break
+            if 0 <= guess < m and cand_bytes[guess] == data:
+                slot = int(cand_slots[guess])
+            else:
+                for j in range(m):
+                    if cand_bytes[j] == data:
+                        slot = int(cand_slots[j])
+                        break
             if slot < 0:
                 # Reset stacks often repeat a frame (or zero padding): store it once.
                 for j in range(i):
-                    if fps[j] == fp and np.array_equal(frame, frames[j]):
+                    if frame_bytes[j] == data:
                         slot = int(slots[j])
                         break
             if slot < 0:
                 slot = self._alloc_slot()
                 new_slots.append(slot)
-                new_frames.append(frame)
+                new_frames.append(frames[i])
             slots[i] = slot
         return slots
 
@@ -559,56 +552,50 @@ class PixelReplayBuffer(SequenceReplayBuffer):
         :param done: ``(n_envs,)`` episode ends (terminations and truncations)
         :param infos: Per-env info dicts (``TimeLimit.truncated`` marks truncations)
         """
-        obs = np.asarray(obs).reshape((self.n_envs, *self.obs_shape))
-        next_obs = np.asarray(next_obs).reshape((self.n_envs, *self.obs_shape))
+        # Cast as SB3's buffer does on assignment, so byte comparisons see the stored values.
+        obs = np.asarray(obs, dtype=self._frame_dtype).reshape((self.n_envs, *self.obs_shape))
+        next_obs = np.asarray(next_obs, dtype=self._frame_dtype).reshape((self.n_envs, *self.obs_shape))
         obs_frames = self._split_frames(obs)
         next_frames = self._split_frames(next_obs)
-        obs_fps = self._fingerprints(obs_frames)
-        next_fps = self._fingerprints(next_frames)
+        obs_bytes = self._frame_bytes(obs_frames)
+        next_bytes = self._frame_bytes(next_frames)
         k = self.frame_stack
         row_obs = np.empty((self.n_envs, k), dtype=np.int64)
         row_next = np.empty((self.n_envs, k), dtype=np.int64)
-        no_frames = self._last_next_frames[0, :0]
         new_slots: list[int] = []
         new_frames: list[np.ndarray] = []
         for e in range(self.n_envs):
-            last = bool(self._has_last[e])
-            if (
-                last
-                and obs_fps[e] == self._last_next_fps[e]
-                and np.array_equal(obs_frames[e], self._last_next_frames[e])
-            ):
+            if obs_bytes[e] == self._last_next_bytes[e]:
                 # The usual case: obs_t is next_obs_{t-1}.
                 row_obs[e] = self._last_next_slots[e]
             else:
                 row_obs[e] = self._match_stack(
                     obs_frames[e],
-                    obs_fps[e],
-                    self._last_next_frames[e] if last else no_frames,
-                    self._last_next_fps[e] if last else [],
-                    self._last_next_slots[e] if last else np.empty(0, np.int64),
+                    obs_bytes[e],
+                    self._last_next_bytes[e],
+                    self._last_next_slots[e],
                     0,
                     new_slots,
                     new_frames,
                 )
             # next_obs_t normally drops obs_t's oldest frame and appends one new frame.
             row_next[e] = self._match_stack(
-                next_frames[e], next_fps[e], obs_frames[e], obs_fps[e], row_obs[e], 1, new_slots, new_frames
+                next_frames[e], next_bytes[e], obs_bytes[e], row_obs[e], 1, new_slots, new_frames
             )
         self._write_frames(new_slots, new_frames)
 
         # Take the new references before releasing the overwritten row: with buffer_size 1 the
         # row being released is also the one the new obs was matched against.
-        np.add.at(self._refcount, row_obs.ravel(), 1)
-        np.add.at(self._refcount, row_next.ravel(), 1)
+        refcount = self._refcount
+        # A handful of slots per add: scalar updates beat ufunc.at / np.unique here.
+        for slot in row_obs.ravel().tolist() + row_next.ravel().tolist():
+            refcount[slot] += 1
         if self.full:
             self._release_row(self.pos)
         self._obs_idx[self.pos] = row_obs
         self._next_idx[self.pos] = row_next
-        self._last_next_frames[:] = next_frames
-        self._last_next_fps = next_fps
+        self._last_next_bytes = next_bytes
         self._last_next_slots[:] = row_next
-        self._has_last[:] = True
 
         action = np.asarray(action).reshape((self.n_envs, self.action_dim))
         self.actions[self.pos] = action
@@ -622,10 +609,11 @@ class PixelReplayBuffer(SequenceReplayBuffer):
             self.pos = 0
 
     def _release_row(self, row: int) -> None:
-        slots = np.concatenate([self._obs_idx[row].ravel(), self._next_idx[row].ravel()])
-        np.subtract.at(self._refcount, slots, 1)
-        unique = np.unique(slots)
-        self._free.extend(unique[self._refcount[unique] == 0].tolist())
+        refcount, free = self._refcount, self._free
+        for slot in self._obs_idx[row].ravel().tolist() + self._next_idx[row].ravel().tolist():
+            refcount[slot] -= 1
+            if refcount[slot] == 0:  # duplicates reach 0 once, on their last reference
+                free.append(slot)
 
     # ------------------------------------------------------------------ sampling
     def _gather_stacks(self, slots: np.ndarray) -> np.ndarray | th.Tensor:

@@ -20,17 +20,17 @@ from stable_baselines3.td3 import policies as td3_policies
 class DetachedSACActor(sac_policies.Actor):
     """SAC actor reading the shared encoder without gradient (CURL's ``detach_encoder``)."""
 
-    def extract_features(self, obs: Any, features_extractor: BaseFeaturesExtractor) -> th.Tensor:  # type: ignore[override]
+    def extract_features(self, obs: Any, features_extractor: BaseFeaturesExtractor) -> th.Tensor:
         with th.no_grad():
-            return super().extract_features(obs, features_extractor)  # type: ignore[return-value]
+            return super().extract_features(obs, features_extractor)
 
 
 class DetachedTD3Actor(td3_policies.Actor):
     """TD3 actor reading the shared encoder without gradient."""
 
-    def extract_features(self, obs: Any, features_extractor: BaseFeaturesExtractor) -> th.Tensor:  # type: ignore[override]
+    def extract_features(self, obs: Any, features_extractor: BaseFeaturesExtractor) -> th.Tensor:
         with th.no_grad():
-            return super().extract_features(obs, features_extractor)  # type: ignore[return-value]
+            return super().extract_features(obs, features_extractor)
 
 
 def _actor_optimizer(policy: Any, lr_schedule: Schedule) -> th.optim.Optimizer:
@@ -61,7 +61,9 @@ class CurlRoutedSACPolicy(sac_policies.SACPolicy):
         self.critic_target = self.make_critic(features_extractor=None)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic.optimizer = self.optimizer_class(
-            self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs  # type: ignore[call-arg]
+            self.critic.parameters(),
+            lr=lr_schedule(1),
+            **self.optimizer_kwargs,  # type: ignore[call-arg]
         )
         self.critic_target.set_training_mode(False)
 
@@ -87,7 +89,9 @@ class CurlRoutedTD3Policy(td3_policies.TD3Policy):
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.actor.optimizer = _actor_optimizer(self, lr_schedule)
         self.critic.optimizer = self.optimizer_class(
-            self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs  # type: ignore[call-arg]
+            self.critic.parameters(),
+            lr=lr_schedule(1),
+            **self.optimizer_kwargs,  # type: ignore[call-arg]
         )
         self.actor_target.set_training_mode(False)
         self.critic_target.set_training_mode(False)

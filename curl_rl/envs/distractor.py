@@ -81,8 +81,8 @@ class DistractorEnv(gym.Env[np.ndarray, Any]):
 
         scale = self.size / 64.0
         self.margin = self.size // 8
-        self.agent_size = max(3, round(6 * scale))
-        self.target_size = max(5, round(9 * scale)) | 1  # odd so the plus has a centre row/column
+        self.agent_size = max(3, round(8 * scale))
+        self.target_size = max(5, round(11 * scale)) | 1  # odd so the plus has a centre row/column
         self.target_arm = max(1, self.target_size // 3)
         self.agent_speed = 3.0 * scale
         # Reach when the centres are closer (per axis) than this; larger than a step so a

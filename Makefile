@@ -1,0 +1,51 @@
+# Set-up is part of every target: a fresh clone needs nothing but Python 3.10+ and make.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+EXTRAS ?= dev,classic,atari,dmc
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+comma := ,
+
+.PHONY: install demo test test-slow lint typecheck format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install curl_rl with the dev and env extras
+
+demo: $(STAMP)  ## the main job: a short with/without-aux comparison on the default pixel env
+	$(BIN)/curl-rl compare --env distractor-easy --algo ppo --arms none,aug,curl --seeds 2 --preset-budget quick --name demo
+
+test: $(STAMP)  ## the default test suite (slow tests excluded)
+	$(BIN)/python -m pytest -n 2 -q
+
+test-slow: $(STAMP)  ## only the slow tests (long training, Ray, crash tests)
+	$(BIN)/python -m pytest -n 2 -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check curl_rl tests benchmarks
+	$(BIN)/ruff format --check curl_rl tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format curl_rl tests benchmarks
+	$(BIN)/ruff check --fix curl_rl tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## CPU benchmarks; results go to BENCHMARKS.md by hand, with command, machine and date
+	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/replay_memory.py
+	$(BIN)/python benchmarks/augmentation.py
+	$(BIN)/python benchmarks/encoder_efficiency.py
+	$(BIN)/python benchmarks/envs.py
+
+clean:
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,68 @@
+"""Shared pieces of the benchmark scripts: a synthetic pixel env and machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+
+class SyntheticPixelEnv(gym.Env):
+    """Random-but-cheap frames of a fixed shape: isolates the agent's cost from the env's.
+
+    :param size: image side.
+    :param channels: channels (e.g. 9 = 3 stacked RGB frames).
+    :param continuous: Box actions (SAC/TD3) instead of Discrete(4).
+    :param episode_len: steps per episode.
+    """
+
+    def __init__(self, size: int = 64, channels: int = 9, continuous: bool = False, episode_len: int = 200) -> None:
+        self.observation_space = spaces.Box(0, 255, (size, size, channels), np.uint8)
+        self.action_space = spaces.Box(-1, 1, (2,), np.float32) if continuous else spaces.Discrete(4)
+        self.episode_len = episode_len
+        self._frames = np.random.default_rng(0).integers(0, 256, (16, size, size, channels), dtype=np.uint8)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return self._frames[0], {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        return self._frames[self.t % 16], float(self.np_random.random()), False, self.t >= self.episode_len, {}
+
+
+def machine_description() -> str:
+    """One line naming the CPU, core count, torch version and allocator settings."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    malloc = os.environ.get("MALLOC_MMAP_MAX_", "default")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"MALLOC_MMAP_MAX_={malloc}"
+    )
+
+
+def stamp() -> str:
+    """UTC date and git revision for result records."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        rev = "unknown"
+    return f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, git {rev or 'unknown'}"

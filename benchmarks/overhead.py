@@ -1,0 +1,105 @@
+"""Env steps per second with and without the auxiliary loss, measured alternately in one run.
+
+PPO: CurlPPO("curl") against CurlPPO("none") (= SB3's PPO). SAC: CurlSAC("curl") against
+CurlSAC("aug"), the same augmentation, routing and encoder without the auxiliary loss. Models are
+built once, warmed up, then trained in alternating chunks so machine noise hits every arm alike;
+the ratio of summed steps/time per arm is reported.
+
+    python benchmarks/overhead.py --algo both
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import torch
+
+from benchmarks.common import SyntheticPixelEnv, machine_description, stamp
+from curl_rl import CurlEncoder, CurlPPO, CurlSAC
+
+
+def _build(algo: str, aux: str, args: argparse.Namespace) -> Any:
+    policy_kwargs = dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(features_dim=50))
+    if algo == "ppo":
+        env = SyntheticPixelEnv(args.size, args.channels)
+        return CurlPPO(
+            "CnnPolicy",
+            env,
+            aux=aux,
+            n_steps=args.ppo_n_steps,
+            batch_size=args.ppo_batch,
+            n_epochs=args.ppo_epochs,
+            policy_kwargs=policy_kwargs,
+            seed=0,
+            device=args.device,
+        )
+    env = SyntheticPixelEnv(args.size, args.channels, continuous=True)
+    return CurlSAC(
+        "CnnPolicy",
+        env,
+        aux=aux,
+        routing="curl",
+        buffer_size=20_000,
+        batch_size=args.sac_batch,
+        learning_starts=args.sac_batch,
+        policy_kwargs=policy_kwargs,
+        seed=0,
+        device=args.device,
+    )
+
+
+def measure(algo: str, arms: tuple[str, str], args: argparse.Namespace) -> dict[str, float]:
+    """Alternate ``rounds`` chunks of ``chunk`` env steps per arm; return steps/s per arm."""
+    chunk = args.ppo_chunk if algo == "ppo" else args.sac_chunk
+    models = {arm: _build(algo, arm, args) for arm in arms}
+    for model in models.values():  # warm-up: fills SAC's buffer past learning_starts, JIT-free caches
+        model.learn(chunk, reset_num_timesteps=False)
+    spent = dict.fromkeys(arms, 0.0)
+    steps = dict.fromkeys(arms, 0)
+    for r in range(args.rounds):
+        order = arms if r % 2 == 0 else arms[::-1]
+        for arm in order:
+            model = models[arm]
+            start_steps = model.num_timesteps
+            t0 = time.perf_counter()
+            model.learn(chunk, reset_num_timesteps=False)
+            spent[arm] += time.perf_counter() - t0
+            steps[arm] += model.num_timesteps - start_steps
+    return {arm: steps[arm] / spent[arm] for arm in arms}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algo", choices=["ppo", "sac", "both"], default="both")
+    parser.add_argument("--size", type=int, default=84)
+    parser.add_argument("--channels", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--ppo-n-steps", type=int, default=256)
+    parser.add_argument("--ppo-batch", type=int, default=64)
+    parser.add_argument("--ppo-epochs", type=int, default=4)
+    parser.add_argument("--ppo-chunk", type=int, default=512)
+    parser.add_argument("--sac-batch", type=int, default=128)
+    parser.add_argument("--sac-chunk", type=int, default=20)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"# overhead benchmark — {stamp()}\n# machine: {machine_description()}")
+    print(f"# obs {args.size}x{args.size}x{args.channels}, {args.rounds} alternating rounds")
+    targets = {"ppo": ("none", "curl", 0.8), "sac": ("aug", "curl", 0.7)}
+    algos = ["ppo", "sac"] if args.algo == "both" else [args.algo]
+    print("| algo | baseline arm | steps/s | curl steps/s | ratio | target |")
+    print("|---|---|---|---|---|---|")
+    for algo in algos:
+        base, arm, target = targets[algo]
+        rates = measure(algo, (base, arm), args)
+        ratio = rates[arm] / rates[base]
+        verdict = "met" if ratio >= target else "MISSED"
+        print(f"| {algo} | {base} | {rates[base]:.1f} | {rates[arm]:.1f} | {ratio:.2f}x | >= {target}x ({verdict}) |")
+
+
+if __name__ == "__main__":
+    main()

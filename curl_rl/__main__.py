@@ -1,0 +1,8 @@
+"""``python -m curl_rl`` runs the ``curl-rl`` command line."""
+
+import sys
+
+from curl_rl.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

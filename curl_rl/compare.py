@@ -1,0 +1,512 @@
+"""Many runs: plan an experiment folder, run every (arm, seed) in parallel, summarise.
+
+* Planning (:func:`plan_runs`) checks everything first and decides, per run, whether it is new,
+  finished (skipped) or to be redone; an experiment folder made with a different config is
+  refused, never overwritten.
+* Running (:func:`run_local`) uses a process pool (``forkserver``/``spawn``), a few runs at a time;
+  a run that raises becomes ``failed`` in its ``status.json`` and the others go on.
+  :func:`run_ray` does the same with one Ray task per run.
+* :func:`compare` ties it together and writes ``summary.json``, ``summary.md`` and the figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import multiprocessing
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curl_rl.experiment import RunResult, RunSpec, read_status, run_single_safe, write_status
+from curl_rl.run_config import ExperimentConfig, UsageError, plain
+
+__all__ = [
+    "ExperimentPlan",
+    "compare",
+    "default_jobs",
+    "estimate_run_memory",
+    "experiment_dir_for",
+    "plan_runs",
+    "prepare_experiment_dir",
+    "run_local",
+    "run_ray",
+]
+
+EXPERIMENT_FILE = "experiment.yaml"
+#: environment variable naming runs (``arm/seedN,...``) that must fail on purpose (tests)
+FAIL_HOOK_ENV = "CURL_RL_TEST_FAIL_RUNS"
+#: memory of a run besides its buffers: interpreter, torch, SB3, the model, activations
+_BASE_RUN_BYTES = 800 * 2**20
+
+OnResult = Callable[[RunSpec, RunResult], None]
+
+
+def experiment_dir_for(out: str | Path, name: str | None, config: ExperimentConfig) -> Path:
+    """``<out>/<name>``, by default ``<out>/<env>-<algo>``.
+
+    :param out: parent folder (``runs``).
+    :param name: experiment name, or None.
+    :param config: the config (names the default).
+    """
+    default = f"{config.env_name}-{config.algo}"
+    chosen = name or default
+    if "/" in chosen or chosen in (".", "..") or not chosen.strip():
+        raise UsageError(f"--name {chosen!r} must be a plain folder name")
+    return Path(out) / chosen
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        lines = []
+        for key in sorted(set(old) | set(new), key=str):
+            lines += _diff(old.get(key, "<unset>"), new.get(key, "<unset>"), f"{prefix}{key}.")
+        return lines
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def prepare_experiment_dir(experiment_dir: Path, config: ExperimentConfig, command: Sequence[str] = ()) -> bool:
+    """Create the experiment folder, or check that an existing one holds this very experiment.
+
+    :param experiment_dir: ``runs/<experiment>``.
+    :param config: the config of this invocation.
+    :param command: the command line, recorded in ``experiment.yaml``.
+    :return: True when the folder already existed with the same config (a resume).
+    :raises UsageError: when the folder holds another experiment or unrelated files.
+    """
+    meta_path = experiment_dir / EXPERIMENT_FILE
+    fingerprint = config.fingerprint()
+    record = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "command": list(command)}
+    if meta_path.exists():
+        try:
+            meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{meta_path} is unreadable ({exc}); choose another --name") from exc
+        old = meta.get("config")
+        if old != fingerprint:
+            changes = _diff(old, fingerprint)
+            shown = "\n  ".join(changes[:12]) + ("\n  ..." if len(changes) > 12 else "")
+            raise UsageError(
+                f"{experiment_dir} holds an experiment with a different config:\n  {shown}\n"
+                f"Nothing was overwritten. Pass --name NEW_NAME (or --out) to start a new experiment, or "
+                "rerun with the original settings to resume it."
+            )
+        meta.setdefault("invocations", []).append(record)
+        _write_yaml(meta_path, meta)
+        return True
+    if experiment_dir.exists() and any(p for p in experiment_dir.iterdir() if not p.name.startswith(".")):
+        raise UsageError(
+            f"{experiment_dir} exists and holds files that are not a curl-rl experiment; "
+            "nothing was overwritten: pass --name NEW_NAME or --out DIR"
+        )
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    _write_yaml(meta_path, {"experiment": experiment_dir.name, "config": fingerprint, "invocations": [record]})
+    return False
+
+
+def _write_yaml(path: Path, content: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(plain(content), sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+@dataclass
+class ExperimentPlan:
+    """The runs of one ``compare`` invocation.
+
+    :param experiment_dir: ``runs/<experiment>``.
+    :param to_run: runs to start (new, or earlier attempts that did not finish).
+    :param finished: ``arm/seedN`` of runs already done (skipped).
+    :param redone: ``arm/seedN`` of earlier unfinished attempts (kept under ``<arm>/.attempts/``).
+    :param resumed: whether the folder existed with the same config.
+    """
+
+    experiment_dir: Path
+    to_run: list[RunSpec]
+    finished: list[str] = field(default_factory=list)
+    redone: list[str] = field(default_factory=list)
+    resumed: bool = False
+
+
+def plan_runs(
+    experiment_dir: Path,
+    config: ExperimentConfig,
+    arms: Sequence[str],
+    seeds: Sequence[int],
+    template: RunSpec | None = None,
+    command: Sequence[str] = (),
+) -> ExperimentPlan:
+    """Prepare the folder and list the runs to do (every arm gets the same seeds).
+
+    :param experiment_dir: ``runs/<experiment>``.
+    :param config: the experiment config.
+    :param arms: arm names.
+    :param seeds: seeds, shared by every arm.
+    :param template: settings copied into every run (device, TensorBoard, threads, ...).
+    :param command: command line recorded in ``experiment.yaml``.
+    :return: the plan.
+    """
+    resumed = prepare_experiment_dir(experiment_dir, config, command)
+    fail = {s.strip() for s in os.environ.get(FAIL_HOOK_ENV, "").split(",") if s.strip()}
+    plan = ExperimentPlan(experiment_dir=experiment_dir, to_run=[], resumed=resumed)
+    base = template or RunSpec(experiment_dir=str(experiment_dir), arm="", seed=0, config=config)
+    for arm in arms:
+        for seed in seeds:
+            spec = dataclasses.replace(
+                base,
+                experiment_dir=str(experiment_dir),
+                arm=arm,
+                seed=int(seed),
+                config=config,
+                fail_hook=f"{arm}/seed{seed}" in fail,
+            )
+            status = read_status(spec.run_dir)
+            if status is not None and status.get("status") == "done":
+                plan.finished.append(spec.name)
+                continue
+            if spec.run_dir.exists() and any(spec.run_dir.iterdir()):
+                _set_aside(spec.run_dir)
+                plan.redone.append(spec.name)
+            plan.to_run.append(spec)
+    return plan
+
+
+def _set_aside(run_dir: Path) -> Path:
+    """Move an unfinished earlier attempt to ``<arm>/.attempts/`` (kept, never deleted)."""
+    attempts = run_dir.parent / ".attempts"
+    attempts.mkdir(exist_ok=True)
+    target = attempts / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = attempts / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}-{n}"
+    os.replace(run_dir, target)
+    return target
+
+
+# -- how many at once ---------------------------------------------------------------------------
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (the affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available for new processes (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def estimate_run_memory(config: ExperimentConfig, obs_bytes: int) -> int:
+    """Rough peak memory of one run: a fixed base plus its rollout or replay buffer.
+
+    :param config: the experiment config.
+    :param obs_bytes: bytes of one observation as the env returns it.
+    :return: bytes.
+    """
+    hp = config.hyperparams
+    if "buffer_size" in hp or config.algo in ("sac", "td3", "dqn"):
+        size = int(hp.get("buffer_size", 1_000_000))
+        size = min(size, config.steps)  # a buffer fills only as far as the run goes
+        # observations and next observations (curl_rl's pixel buffer stores frames once; be safe)
+        buffers = 2 * size * obs_bytes
+    else:
+        n_steps = int(hp.get("n_steps", 2048 if config.algo == "ppo" else 5))
+        # SB3's rollout buffer holds observations as float32
+        buffers = n_steps * config.n_envs * obs_bytes * 4
+    return _BASE_RUN_BYTES + buffers
+
+
+def default_jobs(n_runs: int, config: ExperimentConfig, obs_bytes: int) -> int:
+    """``max(1, min(n_runs, cpus, what memory holds))``.
+
+    :param n_runs: runs to do.
+    :param config: the experiment config.
+    :param obs_bytes: bytes of one observation.
+    """
+    bound = available_cpus()
+    memory = available_memory()
+    if memory is not None:
+        bound = min(bound, int(0.8 * memory // estimate_run_memory(config, obs_bytes)))
+    return max(1, min(n_runs, bound))
+
+
+# -- running --------------------------------------------------------------------------------------
+
+
+def _mp_context() -> Any:
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        # workers fork from a server that has imported torch and curl_rl once
+        ctx.set_forkserver_preload(["curl_rl.experiment"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _failed(spec: RunSpec, error: str) -> RunResult:
+    try:
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        write_status(spec.run_dir, status="failed", error=error, arm=spec.arm, seed=spec.seed)
+    except OSError:
+        pass
+    return RunResult(arm=spec.arm, seed=spec.seed, status="failed", error=error)
+
+
+def run_local(specs: Sequence[RunSpec], jobs: int, on_result: OnResult | None = None) -> list[RunResult]:
+    """Run every spec in worker processes, ``jobs`` at a time.
+
+    Only ``jobs`` runs are handed to the pool at once, so after Ctrl-C no queued run starts.
+    A worker process that dies (e.g. killed for memory) fails the runs it was part of; the
+    pool is rebuilt for the rest.
+
+    :param specs: the runs.
+    :param jobs: parallel workers.
+    :param on_result: called in the main process as each run finishes.
+    :return: the results, in completion order.
+    """
+    queue = list(specs)
+    results: list[RunResult] = []
+    ctx = _mp_context()
+    while queue:
+        pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx)
+        pending: dict[Future[RunResult], RunSpec] = {}
+        broken = False
+        try:
+            while (queue or pending) and not broken:
+                while queue and len(pending) < jobs:
+                    spec = queue.pop(0)
+                    pending[pool.submit(run_single_safe, spec)] = spec
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    spec = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool as exc:
+                        broken = True
+                        result = _failed(spec, f"the worker process died ({exc}); out of memory?")
+                    except Exception as exc:
+                        result = _failed(spec, "".join(traceback.format_exception(exc)))
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(spec, result)
+            if broken:
+                for future, spec in pending.items():
+                    future.cancel()
+                    result = _failed(spec, "the worker pool broke while this run was in it; rerun to redo it")
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(spec, result)
+                pending.clear()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+def _ray_task(spec: RunSpec) -> tuple[RunResult, bytes]:
+    """Run one spec in a scratch folder on the Ray worker and return the run folder as a tar.gz.
+
+    Shipping the folder back lets a cluster without a shared filesystem produce the same files
+    on the driver's disk as a local compare.
+    """
+    with tempfile.TemporaryDirectory(prefix="curl_rl-") as tmp:
+        local = dataclasses.replace(spec, experiment_dir=str(Path(tmp) / Path(spec.experiment_dir).name))
+        result = run_single_safe(local)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            if local.run_dir.exists():
+                tar.add(local.run_dir, arcname=".")
+        return result, buffer.getvalue()
+
+
+def _unpack(archive: bytes, run_dir: Path) -> None:
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        tar.extractall(run_dir, filter="data")
+
+
+def run_ray(
+    specs: Sequence[RunSpec],
+    address: str | None = None,
+    num_cpus: int | None = None,
+    cpus_per_run: int = 1,
+    on_result: OnResult | None = None,
+) -> list[RunResult]:
+    """Run every spec as a Ray task on an existing cluster (``address``) or a local one.
+
+    Each task trains in a scratch folder on its node and returns the run folder, which is
+    unpacked into the experiment folder on this machine; the run folder holds a ``running``
+    status meanwhile, so an interrupted compare redoes it on the next invocation.
+
+    :param specs: the runs.
+    :param address: Ray cluster address (``ray://host:10001`` or ``auto``); None starts a local Ray.
+    :param num_cpus: CPUs of the local Ray (ignored with ``address``).
+    :param cpus_per_run: CPUs each task reserves (and torch threads it uses).
+    :param on_result: called as each run finishes.
+    :return: the results, in completion order.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise UsageError("--backend ray needs Ray: pip install 'curl_rl[ray]'") from exc
+    started_here = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        started_here = True
+    try:
+        task = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_ray_task)
+        refs: dict[Any, RunSpec] = {}
+        for spec in specs:
+            spec.run_dir.mkdir(parents=True, exist_ok=True)
+            write_status(spec.run_dir, status="running", error=None, arm=spec.arm, seed=spec.seed, backend="ray")
+            refs[task.remote(dataclasses.replace(spec, threads=cpus_per_run, progress=False))] = spec
+        results: list[RunResult] = []
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            for ref in ready:
+                spec = refs.pop(ref)
+                try:
+                    result, archive = ray.get(ref)
+                    _unpack(archive, spec.run_dir)
+                except Exception as exc:
+                    result = _failed(spec, "".join(traceback.format_exception(exc)))
+                results.append(result)
+                if on_result is not None:
+                    on_result(spec, result)
+        return results
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _printer(total: int, stream: Any) -> OnResult:
+    count = {"n": 0}
+
+    def report(spec: RunSpec, result: RunResult) -> None:
+        count["n"] += 1
+        head = f"[{count['n']}/{total}] {spec.name}"
+        if result.status == "done":
+            line = (
+                f"{head}: done in {_duration(result.wall_time_s)}, {result.steps_per_s:.0f} steps/s, "
+                f"final return {_fmt(result.final_return)}, probe R\N{SUPERSCRIPT TWO} {_fmt(result.probe_r2)}"
+            )
+        else:
+            last = [ln for ln in (result.error or "").strip().splitlines() if ln.strip()]
+            line = f"{head}: {result.status.upper()}: {last[-1] if last else 'no error recorded'}"
+        print(line, file=stream, flush=True)
+
+    return report
+
+
+def compare(
+    plan: ExperimentPlan,
+    *,
+    jobs: int,
+    backend: str = "local",
+    address: str | None = None,
+    baseline: str = "none",
+    stream: Any = None,
+    figures: bool = True,
+) -> tuple[int, dict[str, Any] | None]:
+    """Run a plan, then write ``summary.json``, ``summary.md`` and the figures.
+
+    :param plan: from :func:`plan_runs`.
+    :param jobs: parallel runs (local backend; the local Ray's CPUs with ``ray``).
+    :param backend: ``local`` or ``ray``.
+    :param address: Ray cluster address.
+    :param baseline: arm the probability of improvement is measured against.
+    :param stream: where progress lines go (stdout by default).
+    :param figures: also draw the PNG figures.
+    :return: ``(exit code, summary)``: 0 when every run finished, 1 when one failed, 130 on Ctrl-C.
+    """
+    from curl_rl.summary import write_summary
+
+    out = stream if stream is not None else sys.stdout
+    specs = plan.to_run
+    if plan.finished:
+        print(f"skipping {len(plan.finished)} finished run(s): {', '.join(plan.finished)}", file=out, flush=True)
+    if plan.redone:
+        print(
+            f"redoing {len(plan.redone)} unfinished run(s) (earlier attempts kept under <arm>/.attempts/): "
+            + ", ".join(plan.redone),
+            file=out,
+            flush=True,
+        )
+    report = _printer(len(specs), out)
+    code = 0
+    results: list[RunResult] = []
+    if specs:
+        where = f"Ray ({address or 'local'})" if backend == "ray" else f"{jobs} worker process(es)"
+        print(f"running {len(specs)} run(s) on {where} into {plan.experiment_dir}", file=out, flush=True)
+        try:
+            if backend == "ray":
+                results = run_ray(specs, address, num_cpus=jobs, cpus_per_run=specs[0].threads or 1, on_result=report)
+            else:
+                results = run_local(specs, jobs, on_result=report)
+        except KeyboardInterrupt:
+            print("interrupted: runs in progress saved an 'interrupted' checkpoint; rerun to redo them", file=out)
+            code = 130
+    failed = [r for r in results if r.status != "done"]
+    if failed and code == 0:
+        code = 1
+    summary = write_summary(plan.experiment_dir, baseline=baseline, figures=figures)
+    print(f"summary: {plan.experiment_dir / 'summary.md'} (and summary.json)", file=out)
+    for key, name in (summary.get("figures") or {}).items():
+        if name:
+            print(f"figure {key}: {plan.experiment_dir / name}", file=out)
+    if failed:
+        print(f"{len(failed)} run(s) did not finish: {', '.join(r.name for r in failed)}", file=out)
+    print(f"TensorBoard: tensorboard --logdir {plan.experiment_dir}", file=out, flush=True)
+    return code, summary
+
+
+def arm_lines(arms: Iterable[str]) -> list[str]:
+    """One line per aux preset with its settings (``curl-rl arms``)."""
+    from curl_rl.common.config import AUX_PRESETS
+
+    lines = []
+    for arm in arms:
+        settings = AUX_PRESETS[arm]
+        text = ", ".join(f"{k}={plain(v)}" for k, v in settings.items()) or "SB3 unchanged (no augmentation, no aux loss)"
+        lines.append(f"{arm:<12} {text}")
+    return lines

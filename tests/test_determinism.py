@@ -1,0 +1,63 @@
+"""Same seed on CPU, same learning curve: CurlPPO and CurlSAC with the CURL loss and augmentation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from stable_baselines3.common.logger import KVWriter, Logger
+from tiny_envs import DotEnv
+
+from curl_rl import CurlEncoder, CurlPPO, CurlSAC
+
+SMALL = dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(num_layers=2, num_filters=8))
+
+
+class Recorder(KVWriter):
+    """Keeps every dumped ``(step, values)``; wall-clock entries are left out."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, dict[str, Any]]] = []
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        self.rows.append((step, {k: v for k, v in key_values.items() if not k.startswith("time/")}))
+
+    def close(self) -> None:
+        pass
+
+
+def train(algo: str, seed: int) -> tuple[dict[str, torch.Tensor], list[tuple[int, dict[str, Any]]]]:
+    if algo == "ppo":
+        model: Any = CurlPPO(
+            "CnnPolicy", DotEnv(), aux="curl", seed=seed, n_steps=32, batch_size=16, n_epochs=2,
+            policy_kwargs=SMALL, device="cpu",
+        )
+        steps = 96
+    else:
+        model = CurlSAC(
+            "CnnPolicy", DotEnv(continuous=True), aux="curl", seed=seed, buffer_size=200, learning_starts=16,
+            batch_size=16, policy_kwargs=SMALL, device="cpu",
+        )
+        steps = 48
+    recorder = Recorder()
+    model.set_logger(Logger(folder=None, output_formats=[recorder]))
+    model.learn(steps, log_interval=1)
+    state = {**model.policy.state_dict(), **{f"aux.{k}": v for k, v in model.aux_head.state_dict().items()}}
+    # where the augmentation stream stands after training (it is drawn from the head's generator)
+    state["augmentation_rng"] = model.aux_head.generator.get_state()
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, recorder.rows
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_same_seed_same_curve_different_seed_different(algo: str) -> None:
+    params_a, log_a = train(algo, seed=7)
+    params_b, log_b = train(algo, seed=7)
+    params_c, log_c = train(algo, seed=8)
+
+    assert all(torch.equal(params_a[k], params_b[k]) for k in params_a)
+    assert log_a == log_b
+    losses = [row["aux/loss"] for _, row in log_a if "aux/loss" in row]
+    assert losses, "the auxiliary loss was never logged"
+    assert any(not torch.equal(params_a[k], params_c[k]) for k in params_a)
+    assert [row.get("aux/loss") for _, row in log_a] != [row.get("aux/loss") for _, row in log_c]
