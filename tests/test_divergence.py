@@ -60,7 +60,8 @@ class Recorder(KVWriter):
 
 
 def test_nan_stops_training_and_the_newest_checkpoint_is_the_last_good_one(tmp_path: Path) -> None:
-    model = CurlPPO("CnnPolicy", DotEnv(), aux="curl", seed=0, **PPO_KW)
+    # one minibatch per train(): the once-per-train() check is the first thing to see the NaN
+    model = CurlPPO("CnnPolicy", DotEnv(), aux="curl", seed=0, **{**PPO_KW, "n_epochs": 1, "batch_size": 32})
     # the checkpoint callback runs first at each rollout start: it saves step 64, then the poison
     callbacks = CallbackList([CheckpointCallback(tmp_path, save_freq_steps=32), PoisonAt(64)])
     with pytest.raises(FloatingPointError, match="auxiliary loss became NaN/Inf") as info:
@@ -78,6 +79,29 @@ def test_nan_stops_training_and_the_newest_checkpoint_is_the_last_good_one(tmp_p
     restored = load_checkpoint(newest, DotEnv(), device="cpu")
     assert weights_are_finite(restored)
     restored.learn(32, reset_num_timesteps=False)  # and training can go on from it
+
+
+def test_several_minibatches_still_keep_the_last_good_checkpoint(tmp_path: Path) -> None:
+    model = CurlPPO("CnnPolicy", DotEnv(), aux="curl", seed=0, **PPO_KW)  # 4 minibatch updates per train()
+    callbacks = CallbackList([CheckpointCallback(tmp_path, save_freq_steps=32), PoisonAt(64)])
+    with pytest.raises(Exception):  # noqa: B017 - which error depends on the core fix below
+        model.learn(320, callback=callbacks)
+    newest = latest_checkpoint(tmp_path)
+    assert newest is not None and newest.name == "step_000000000064"
+    assert weights_are_finite(load_checkpoint(newest, DotEnv(), device="cpu"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core: the 2nd minibatch of the same train() runs on NaN weights and torch.distributions raises "
+    "ValueError before _aux_log's check; fix proposed: AuxAlgorithmMixin.learn turns errors raised after a "
+    "non-finite aux loss into the FloatingPointError",
+)
+def test_nan_message_survives_several_minibatches() -> None:
+    model = CurlPPO("CnnPolicy", DotEnv(), aux="curl", seed=0, **PPO_KW)
+    poison(model)
+    with pytest.raises(FloatingPointError, match="nan_policy='skip'"):
+        model.learn(64)
 
 
 def test_inf_stops_sac_at_the_first_update() -> None:
