@@ -200,8 +200,8 @@ class EvaluationCallback(BaseCallback):
     def _on_training_start(self) -> None:
         if self.aux_writer is not None and self.aux_writer not in self.logger.output_formats:
             self.logger.output_formats.append(self.aux_writer)
-        if self.last_eval_step < self.num_timesteps:
-            self.evaluate()  # step 0: the untrained policy
+        if self.last_eval_step < 0:
+            self.evaluate()  # step 0: the untrained policy (a resumed run has its rows already)
         self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
 
     def _on_step(self) -> bool:
@@ -230,10 +230,11 @@ class EvaluationCallback(BaseCallback):
             return_episode_rewards=True,
             warn=False,
         )
-        mean_return, std_return = float(np.mean(returns)), float(np.std(returns))
+        episode_returns = np.atleast_1d(np.asarray(returns, dtype=np.float64))
+        mean_return, std_return = float(episode_returns.mean()), float(episode_returns.std())
         step = int(self.num_timesteps)
         with self.csv_path.open("a", encoding="utf-8") as fh:
-            fh.write(f"{step},{mean_return!r},{std_return!r},{len(returns)}\n")
+            fh.write(f"{step},{mean_return!r},{std_return!r},{episode_returns.size}\n")
         self.logger.record("eval/mean_reward", mean_return)
         self.logger.record("eval/std_reward", std_return)
         self.logger.record("eval/mean_ep_length", float(np.mean(lengths)))
@@ -318,20 +319,26 @@ class AugmentationGridCallback(BaseCallback):
         self.n_logged = 0
 
     def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        # at the end of a rollout the rollout buffer is full (it is refilled with zeros during one)
         updates = int(getattr(self.model, "_n_updates", 0))
         if updates < 1 or getattr(self.model, "aux_head", None) is None:
-            return True
+            return
         bucket = (updates - 1) // self.every_updates
         if bucket > self._logged_bucket:
             self._logged_bucket = bucket
             self.log_grid()
-        return True
 
     def _sample_observations(self) -> torch.Tensor | None:
         model = self.model
         rollout = getattr(model, "rollout_buffer", None)
         if rollout is not None and isinstance(getattr(rollout, "observations", None), np.ndarray):
-            flat = rollout.observations.reshape(-1, *rollout.obs_shape)
+            stored = rollout.observations
+            if not rollout.full and not getattr(rollout, "generator_ready", False):
+                stored = stored[: rollout.pos]
+            flat = stored.reshape(-1, *rollout.obs_shape)
             if flat.shape[0] == 0:
                 return None
             idx = np.linspace(0, flat.shape[0] - 1, num=min(self.n_samples, flat.shape[0])).astype(int)

@@ -46,6 +46,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, configure
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import recursive_getattr
 
 from curl_rl.determinism import capture_rng_state, restore_rng_state
@@ -172,7 +173,7 @@ def weights_are_finite(model: BaseAlgorithm) -> bool:
     flags = [torch.isfinite(t).all() for t in _tensors_to_check(model) if t.is_floating_point() or t.is_complex()]
     if not flags:
         return True
-    return bool(torch.stack([f.to("cpu", non_blocking=False) for f in flags]).all())
+    return bool(torch.stack([f.to(flags[0].device) for f in flags]).all())
 
 
 def _pending_log(model: BaseAlgorithm) -> dict[str, Any]:
@@ -239,6 +240,13 @@ def _remove_stale_temp(folder: Path) -> None:
         pid = int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else -1
         if pid != os.getpid() and _pid_alive(pid):
             continue
+        old_prefix = f"{_TMP_PREFIX}old-"
+        if path.name.startswith(old_prefix):
+            # killed between the two renames of an overwrite: the old checkpoint goes back
+            original = folder / "-".join(path.name[len(old_prefix) :].split("-")[:-2])
+            if _NAME.match(original.name) and not original.exists():
+                os.replace(path, original)
+                continue
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -299,18 +307,17 @@ def save_checkpoint(
     name = f"step_{int(model.num_timesteps):012d}" + (f"-{tag}" if tag else "")
     final = folder / name
     if final.exists() and not overwrite:
-        raise FileExistsError(
-            f"checkpoint {final} already exists; pass overwrite=True to replace it, or another tag"
-        )
+        raise FileExistsError(f"checkpoint {final} already exists; pass overwrite=True to replace it, or another tag")
 
     tmp = folder / f"{_TMP_PREFIX}{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         model.save(tmp / MODEL_FILE)
         torch.save(capture_rng_state(model), tmp / RNG_FILE)
-        has_buffer = bool(save_replay_buffer and getattr(model, "replay_buffer", None) is not None)
-        if has_buffer:
-            model.save_replay_buffer(tmp / REPLAY_FILE)  # type: ignore[attr-defined]
+        has_buffer = False
+        if save_replay_buffer and isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
+            model.save_replay_buffer(tmp / REPLAY_FILE)
+            has_buffer = True
         files = [MODEL_FILE, RNG_FILE] + ([REPLAY_FILE] if has_buffer else [])
         meta = {
             "format": FORMAT_VERSION,
@@ -356,9 +363,14 @@ def save_checkpoint(
 
 
 def _prune(folder: Path, keep_last: int) -> None:
-    untagged = [p for p in list_checkpoints(folder) if _NAME.match(p.name) and not _NAME.match(p.name).group(2)]  # type: ignore[union-attr]
+    untagged = [p for p in list_checkpoints(folder) if _tag_of(p) is None]
     for path in untagged[:-keep_last]:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _tag_of(path: Path) -> str | None:
+    match = _NAME.match(path.name)
+    return match.group(2) if match else None
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -435,7 +447,7 @@ def load_checkpoint(
         raise ValueError(f"checkpoint {folder} has format {meta['format']}; upgrade curl_rl to load it")
     cls = algo_cls if algo_cls is not None else _algo_class(meta)
     model = cls.load(folder / MODEL_FILE, env=env, device=device)
-    if load_replay_buffer and meta.get("replay_buffer") and hasattr(model, "load_replay_buffer"):
+    if load_replay_buffer and meta.get("replay_buffer") and isinstance(model, OffPolicyAlgorithm):
         model.load_replay_buffer(folder / REPLAY_FILE)
         _mark_episode_cut(model.replay_buffer)
     state = torch.load(folder / RNG_FILE, weights_only=True)

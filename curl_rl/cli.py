@@ -72,7 +72,9 @@ def _device(text: str) -> str:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--env", help=f"env preset name or preset YAML path (default {DEFAULT_ENV}; see `curl-rl envs`)")
+    source.add_argument(
+        "--env", help=f"env preset name or preset YAML path (default {DEFAULT_ENV}; see `curl-rl envs`)"
+    )
     source.add_argument("--config", metavar="FILE", help="a user preset YAML (same as --env FILE)")
     p.add_argument("--algo", default="ppo", choices=sorted(ALGOS), help="RL algorithm (default ppo)")
     p.add_argument("--steps", type=_steps, help="env steps per run (default: the preset's budget)")
@@ -156,7 +158,9 @@ def _sets(args: argparse.Namespace) -> list[str]:
     return sets
 
 
-def _resolve(args: argparse.Namespace, env: str | None = None, steps: int | None = None, sets: Sequence[str] | None = None) -> Any:
+def _resolve(
+    args: argparse.Namespace, env: str | None = None, steps: int | None = None, sets: Sequence[str] | None = None
+) -> Any:
     from curl_rl.run_config import resolve_experiment
 
     return resolve_experiment(
@@ -220,9 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             cli=_cli_record(args, config),
         )
     cfg = spec.config
-    print(
-        f"training {spec.name}: {cfg.algo} on {cfg.env_name}, {cfg.steps} steps, into {spec.run_dir}", flush=True
-    )
+    print(f"training {spec.name}: {cfg.algo} on {cfg.env_name}, {cfg.steps} steps, into {spec.run_dir}", flush=True)
     try:
         result = run_single(spec)
     except KeyboardInterrupt:
@@ -234,7 +236,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     except UsageError:
         raise
     except Exception as exc:
-        print(f"run failed: {type(exc).__name__}: {exc}\n(traceback in {spec.run_dir / 'status.json'})", file=sys.stderr)
+        print(
+            f"run failed: {type(exc).__name__}: {exc}\n(traceback in {spec.run_dir / 'status.json'})", file=sys.stderr
+        )
         return 1
     final = "n/a" if result.final_return is None else f"{result.final_return:.2f}"
     probe = "n/a" if result.probe_r2 is None else f"{result.probe_r2:.3f}"
@@ -270,7 +274,9 @@ def _resume_spec(args: argparse.Namespace) -> Any:
     steps = args.steps or int(cli["steps"])
     status = read_status(run_dir) or {}
     if status.get("status") == "done" and int(status.get("env_steps") or 0) >= steps:
-        raise UsageError(f"{run_dir} already finished {status.get('env_steps')} steps; pass a larger --steps to extend it")
+        raise UsageError(
+            f"{run_dir} already finished {status.get('env_steps')} steps; pass a larger --steps to extend it"
+        )
     from curl_rl.run_config import resolve_experiment
 
     config = resolve_experiment(
@@ -328,11 +334,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     plan = plan_runs(experiment_dir, config, arms, seeds, template, sys.argv)
     print(
         f"experiment {experiment_dir}: {config.algo} on {config.env_name}, arms {', '.join(arms)}, "
-        f"seeds {seeds[0]}..{seeds[-1]}, {config.steps} steps each"
-        + (" (resuming)" if plan.resumed else ""),
+        f"seeds {seeds[0]}..{seeds[-1]}, {config.steps} steps each" + (" (resuming)" if plan.resumed else ""),
         flush=True,
     )
-    code, summary = compare(plan, jobs=jobs, backend=args.backend, address=args.address, baseline=baseline)
+    code, _ = compare(plan, jobs=jobs, backend=args.backend, address=args.address, baseline=baseline)
     _print_table(experiment_dir)
     return code
 

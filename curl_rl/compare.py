@@ -507,6 +507,8 @@ def arm_lines(arms: Iterable[str]) -> list[str]:
     lines = []
     for arm in arms:
         settings = AUX_PRESETS[arm]
-        text = ", ".join(f"{k}={plain(v)}" for k, v in settings.items()) or "SB3 unchanged (no augmentation, no aux loss)"
+        text = (
+            ", ".join(f"{k}={plain(v)}" for k, v in settings.items()) or "SB3 unchanged (no augmentation, no aux loss)"
+        )
         lines.append(f"{arm:<12} {text}")
     return lines

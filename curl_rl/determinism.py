@@ -68,7 +68,9 @@ def make_generator(state: dict[str, Any]) -> np.random.Generator:
     raw = _from_safe(state)
     name = raw["bit_generator"]
     if name not in _BIT_GENERATORS:
-        raise ValueError(f"unknown NumPy bit generator {name!r} in a saved RNG state; expected one of {_BIT_GENERATORS}")
+        raise ValueError(
+            f"unknown NumPy bit generator {name!r} in a saved RNG state; expected one of {_BIT_GENERATORS}"
+        )
     bit_gen = getattr(np.random, name)()
     bit_gen.state = raw
     return np.random.Generator(bit_gen)
@@ -84,7 +86,7 @@ def _env_states(env: Any) -> list[dict[str, Any]] | None:
         return None
     try:
         gens = env.get_attr("np_random")
-    except Exception:  # noqa: BLE001 - an env without np_random simply has nothing to save
+    except Exception:
         return None
     if not all(isinstance(g, np.random.Generator) for g in gens):
         return None
@@ -97,10 +99,11 @@ def capture_rng_state(model: Any = None) -> dict[str, Any]:
     :param model: an SB3 algorithm; adds its action space's and its env's generators when given.
     :return: a dict of tensors, numbers and strings (readable with ``weights_only=True``).
     """
-    legacy = np.random.get_state()
+    # the legacy global generator is the one SB3 seeds and third-party code draws from
+    np_state = np.random.get_state(legacy=False)  # noqa: NPY002
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": _to_safe({"key": legacy[1], "pos": legacy[2], "has_gauss": legacy[3], "gauss": legacy[4]}),
+        "numpy": _to_safe(np_state),
         "torch": torch.get_rng_state(),
         # only when CUDA was used: querying it otherwise would initialise CUDA for nothing
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
@@ -125,8 +128,7 @@ def restore_rng_state(state: dict[str, Any], model: Any = None) -> list[str]:
     """
     skipped: list[str] = []
     random.setstate(_tuple_tree(state["python"]))
-    np_state = _from_safe(state["numpy"])
-    np.random.set_state(("MT19937", np_state["key"], np_state["pos"], np_state["has_gauss"], np_state["gauss"]))
+    np.random.set_state(_from_safe(state["numpy"]))  # noqa: NPY002
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None:
         if torch.cuda.is_available() and torch.cuda.device_count() == len(state["cuda"]):

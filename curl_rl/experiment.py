@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import os
 import platform
 import socket
@@ -44,8 +43,8 @@ from curl_rl.callbacks import (
     AugmentationGridCallback,
     AuxMetricsWriter,
     EmbeddingProjectorCallback,
-    EvalVideoCallback,
     EvaluationCallback,
+    EvalVideoCallback,
     HParamsCallback,
     ProgressBarCallback,
     aux_metric_tags,
@@ -72,9 +71,10 @@ __all__ = [
     "write_status",
 ]
 
-#: seed offsets, so that evaluation and probe episodes never replay the training envs' episodes
-EVAL_SEED_OFFSET = 10_000
+#: seed offsets (on top of the env API's evaluation offset), so that the probe's and the video's
+#: episodes differ from the evaluation episodes
 PROBE_SEED_OFFSET = 20_000
+VIDEO_SEED_OFFSET = 30_000
 #: statuses a run can have; only "done" counts as finished
 STATUSES = ("running", "done", "failed", "interrupted")
 
@@ -233,8 +233,10 @@ def build_model(
     :param overrides: hyperparameters replacing the config's (used by the dry-run check).
     :return: the model.
     """
-    cls = ALGOS[config.algo]
+    cls: Any = ALGOS[config.algo]
     kwargs = {**config.model_kwargs(), **overrides}
+    if isinstance(kwargs.get("action_noise"), dict):
+        kwargs["action_noise"] = _action_noise(config, kwargs["action_noise"], env.action_space)
     return cls(
         config.policy,
         env,
@@ -246,6 +248,20 @@ def build_model(
         verbose=verbose,
         **kwargs,
     )
+
+
+def _action_noise(config: ExperimentConfig, spec: dict[str, Any], space: gym.Space) -> Any:
+    """An SB3 ``ActionNoise`` from a preset's ``{type, std}`` spec."""
+    action_dim = int(np.prod(space.shape or (1,)))
+    api = envs_api(config.envs_module)
+    if hasattr(api, "make_action_noise"):
+        return api.make_action_noise(spec, action_dim)
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+    sigma = float(spec.get("std", 0.1)) * np.ones(action_dim)
+    if spec.get("type", "normal") == "ornstein-uhlenbeck":
+        return OrnsteinUhlenbeckActionNoise(mean=np.zeros(action_dim), sigma=sigma)
+    return NormalActionNoise(mean=np.zeros(action_dim), sigma=sigma)
 
 
 def _check_action_space(algo: str, space: gym.Space, env_name: str) -> None:
@@ -369,7 +385,7 @@ def _hparams(spec: RunSpec, model: BaseAlgorithm) -> dict[str, Any]:
 
 def _make_render_env(spec: RunSpec) -> Callable[[], gym.Env]:
     api = envs_api(spec.config.envs_module)
-    seed = spec.seed + EVAL_SEED_OFFSET + 1
+    seed = spec.seed + VIDEO_SEED_OFFSET
 
     def make() -> gym.Env:
         try:
@@ -387,7 +403,9 @@ def _collect_probe(spec: RunSpec) -> ProbeData | None:
         return None
     env = envs_api(spec.config.envs_module).make_env(spec.config.preset, spec.seed + PROBE_SEED_OFFSET, evaluation=True)
     try:
-        return collect_probe_frames(env, settings.episodes, settings.steps_per_episode, seed=spec.seed + PROBE_SEED_OFFSET)
+        return collect_probe_frames(
+            env, settings.episodes, settings.steps_per_episode, seed=spec.seed + PROBE_SEED_OFFSET
+        )
     finally:
         env.close()
 
@@ -441,7 +459,8 @@ def run_single(spec: RunSpec) -> RunResult:
         api = envs_api(cfg.envs_module)
         train_env = api.make_vec_env(cfg.preset, cfg.n_envs, spec.seed, vec_env_cls=DummyVecEnv)
         closers.append(train_env.close)
-        eval_env = api.make_vec_env(cfg.preset, 1, spec.seed + EVAL_SEED_OFFSET, evaluation=True, vec_env_cls=DummyVecEnv)
+        # evaluation=True gives the eval envs their own seed stream (curl_rl.envs offsets it)
+        eval_env = api.make_vec_env(cfg.preset, 1, spec.seed, evaluation=True, vec_env_cls=DummyVecEnv)
         closers.append(eval_env.close)
         if spec.resume:
             model, learn_kwargs = _resume_model(spec, train_env)
@@ -543,7 +562,7 @@ def run_single(spec: RunSpec) -> RunResult:
         for close in reversed(closers):
             try:
                 close()
-            except Exception:  # noqa: S110 - closing must not hide the run's own error
+            except Exception:
                 pass
 
 
@@ -609,4 +628,3 @@ def run_single_safe(spec: RunSpec) -> RunResult:
         return RunResult(
             arm=spec.arm, seed=spec.seed, status="failed", error=error, wall_time_s=time.monotonic() - start
         )
-

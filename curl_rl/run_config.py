@@ -67,7 +67,7 @@ _MANAGED_ALGO_KEYS = {
     "policy": None,  # settable, listed here only to keep the signature filter simple
 }
 #: algorithm keywords whose value is a dict that ``--set algo.KEY.sub=...`` may create
-_DICT_ALGO_KEYS = ("policy_kwargs", "replay_buffer_kwargs", "rollout_buffer_kwargs")
+_DICT_ALGO_KEYS = ("policy_kwargs", "replay_buffer_kwargs", "rollout_buffer_kwargs", "action_noise")
 _CLASS_KEYS = re.compile(r"(_class|activation_fn|optimizer_class)$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -211,9 +211,13 @@ def load_env_preset(source: str, module: str | None = None) -> Any:
     try:
         return api.load_preset(source)
     except (KeyError, ValueError, FileNotFoundError, OSError, TypeError) as exc:
-        names = sorted(api.list_presets())
-        hint = "" if Path(source).suffix in (".yaml", ".yml") else f"; known presets: {', '.join(names)}"
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        preset_error = getattr(api, "PresetError", None)
+        if isinstance(preset_error, type) and isinstance(exc, preset_error):
+            raise UsageError(f"invalid env preset {source!r}: {message}") from exc
+        hint = ""
+        if Path(source).suffix not in (".yaml", ".yml") and "presets" not in message.lower():
+            hint = f"; known presets: {', '.join(sorted(api.list_presets()))}"
         raise UsageError(f"unknown env {source!r}: {message}{hint}") from exc
 
 
@@ -227,7 +231,13 @@ def _preset_with_env(preset: Any, env: Mapping[str, Any]) -> Any:
     if dataclasses.is_dataclass(original) and not isinstance(original, type):
         new_env: Any = dataclasses.replace(original, **dict(env))
     else:
-        new_env = type(original)(env) if isinstance(original, Mapping) else dict(env)
+        # keep the preset's mapping type when it can be rebuilt from a dict
+        new_env = dict(env)
+        if isinstance(original, Mapping) and not isinstance(original, dict):
+            try:
+                new_env = type(original)(**dict(env))
+            except TypeError:
+                new_env = dict(env)
     if dataclasses.is_dataclass(preset) and not isinstance(preset, type):
         return dataclasses.replace(preset, env=new_env)
     clone = copy.copy(preset)
@@ -242,12 +252,35 @@ def _preset_algo(preset: Any, algo: str) -> dict[str, Any]:
     except (KeyError, ValueError) as exc:
         raise UsageError(f"env preset {preset.name!r} has no settings for algo {algo!r}: {exc}") from exc
     values = _as_dict(section)
+    hyperparams = copy.deepcopy(_as_dict(values.get("hyperparams")))
+    if values.get("action_noise"):
+        # kept as its spec ({type, std}); built into an SB3 ActionNoise with the action size
+        hyperparams["action_noise"] = copy.deepcopy(dict(values["action_noise"]))
     return {
         "policy": values.get("policy") or "CnnPolicy",
         "n_envs": int(values.get("n_envs") or 1),
-        "hyperparams": copy.deepcopy(_as_dict(values.get("hyperparams"))),
+        "hyperparams": hyperparams,
         "aux": copy.deepcopy(_as_dict(values.get("aux"))),
     }
+
+
+#: the action spaces each algorithm can act in
+_ALGO_SPACES = {"dqn": "discrete", "sac": "continuous", "td3": "continuous"}
+
+
+def _check_algo_fits(preset: Any, algo: str) -> None:
+    """DQN on continuous actions (or SAC/TD3 on discrete ones): a clear error from the preset alone."""
+    need = _ALGO_SPACES.get(algo)
+    try:
+        have = getattr(preset, "action_space_type", None)
+    except Exception:  # an env whose spaces cannot be read without its extra; the dry run checks later
+        have = None
+    if need is not None and have in ("discrete", "continuous") and have != need:
+        hint = "ppo, a2c or dqn" if have == "discrete" else "ppo, a2c, sac or td3"
+        raise UsageError(
+            f"{algo} needs {need} actions, but env {preset.name!r} has {have} actions; use {hint} "
+            f"(or an env preset with {need} actions)"
+        )
 
 
 def _preset_budget(preset: Any, which: str) -> int:
@@ -351,19 +384,21 @@ def _check_type(key: str, value: Any, reference: Any) -> Any:
     return value
 
 
-def _set_nested(tree: dict[str, Any], path: Sequence[str], value: Any, create: bool, key: str, where: str) -> None:
+def _set_nested(
+    tree: dict[str, Any], section: str, path: Sequence[str], value: Any, create: bool, key: str, where: str
+) -> None:
+    """Set ``tree[path[0]][path[1]]... = value``; unknown keys list the valid ``section.*`` keys."""
     node = tree
-    for i, part in enumerate(path[:-1]):
+    for part in path[:-1]:
         child = node.get(part)
         if child is None and create:
             child = node[part] = {}
         if not isinstance(child, dict):
-            valid = [".".join(path[: i + 1])] if part in node else list(node)
-            raise _unknown_key(key, valid, where)
+            raise _unknown_key(key, [f"{section}.{k}" for k in _flat_keys(tree)], where)
         node = child
     last = path[-1]
     if last not in node and not create:
-        raise _unknown_key(key, [f"{'.'.join(path[:-1])}.{k}".lstrip(".") for k in node], where)
+        raise _unknown_key(key, [f"{section}.{k}" for k in _flat_keys(tree)], where)
     node[last] = _check_type(key, value, node.get(last))
 
 
@@ -545,6 +580,7 @@ def resolve_experiment(
     source = env or DEFAULT_ENV
     module = envs_source()
     preset = load_env_preset(source, module)
+    _check_algo_fits(preset, algo)
     algo_section = _preset_algo(preset, algo)
     tree: dict[str, Any] = {
         "env": _preset_env(preset),
@@ -566,7 +602,10 @@ def resolve_experiment(
         if section == "env":
             if not path:
                 raise _unknown_key(key, [f"env.{k}" for k in _flat_keys(tree["env"])], "env settings")
-            _set_nested(tree["env"], path, value, create=False, key=key, where=f"env preset {preset.name!r}")
+            # env.kwargs.* are the env constructor's own arguments: new ones are allowed (the
+            # dry-run build checks them); every other env key must exist in the preset
+            create = len(path) == 2 and path[0] == "kwargs" and isinstance(tree["env"].get("kwargs"), dict)
+            _set_nested(tree["env"], "env", path, value, create=create, key=key, where=f"env preset {preset.name!r}")
         elif section == "algo":
             valid = ["policy", "n_envs", "routing", *sb3_params]
             if not path or path[0] not in valid:
@@ -580,7 +619,7 @@ def resolve_experiment(
             if len(path) == 1:
                 tree["algo"][path[0]] = _check_type(key, value, reference)
             else:
-                _set_nested(tree["algo"], path, value, create=True, key=key, where=f"algo {algo}")
+                _set_nested(tree["algo"], "algo", path, value, create=True, key=key, where=f"algo {algo}")
         elif section == "aux":
             if len(path) != 1 or path[0] not in aux_defaults:
                 raise _unknown_key(key, [f"aux.{k}" for k in aux_defaults], "AuxConfig fields")

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 from tiny_envs import DotEnv
 
-from curl_rl.checkpoint import CheckpointCallback, latest_checkpoint, list_checkpoints, load_checkpoint, resume_learn_kwargs
+from curl_rl.checkpoint import (
+    CheckpointCallback,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    resume_learn_kwargs,
+)
 
 TESTS_DIR = Path(__file__).resolve().parent
 N_STEPS = 32

@@ -30,14 +30,28 @@ class Recorder(KVWriter):
 def train(algo: str, seed: int) -> tuple[dict[str, torch.Tensor], list[tuple[int, dict[str, Any]]]]:
     if algo == "ppo":
         model: Any = CurlPPO(
-            "CnnPolicy", DotEnv(), aux="curl", seed=seed, n_steps=32, batch_size=16, n_epochs=2,
-            policy_kwargs=SMALL, device="cpu",
+            "CnnPolicy",
+            DotEnv(),
+            aux="curl",
+            seed=seed,
+            n_steps=32,
+            batch_size=16,
+            n_epochs=2,
+            policy_kwargs=SMALL,
+            device="cpu",
         )
         steps = 96
     else:
         model = CurlSAC(
-            "CnnPolicy", DotEnv(continuous=True), aux="curl", seed=seed, buffer_size=200, learning_starts=16,
-            batch_size=16, policy_kwargs=SMALL, device="cpu",
+            "CnnPolicy",
+            DotEnv(continuous=True),
+            aux="curl",
+            seed=seed,
+            buffer_size=200,
+            learning_starts=16,
+            batch_size=16,
+            policy_kwargs=SMALL,
+            device="cpu",
         )
         steps = 48
     recorder = Recorder()
@@ -61,3 +75,16 @@ def test_same_seed_same_curve_different_seed_different(algo: str) -> None:
     assert losses, "the auxiliary loss was never logged"
     assert any(not torch.equal(params_a[k], params_c[k]) for k in params_a)
     assert [row.get("aux/loss") for _, row in log_a] != [row.get("aux/loss") for _, row in log_c]
+
+
+def test_configure_determinism_toggles_torch_flags() -> None:
+    from curl_rl.determinism import configure_determinism
+
+    try:
+        configure_determinism(True, warn_only=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    finally:
+        configure_determinism(False)
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -91,12 +91,6 @@ def test_several_minibatches_still_keep_the_last_good_checkpoint(tmp_path: Path)
     assert weights_are_finite(load_checkpoint(newest, DotEnv(), device="cpu"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: the 2nd minibatch of the same train() runs on NaN weights and torch.distributions raises "
-    "ValueError before _aux_log's check; fix proposed: AuxAlgorithmMixin.learn turns errors raised after a "
-    "non-finite aux loss into the FloatingPointError",
-)
 def test_nan_message_survives_several_minibatches() -> None:
     model = CurlPPO("CnnPolicy", DotEnv(), aux="curl", seed=0, **PPO_KW)
     poison(model)
@@ -106,8 +100,15 @@ def test_nan_message_survives_several_minibatches() -> None:
 
 def test_inf_stops_sac_at_the_first_update() -> None:
     model = CurlSAC(
-        "CnnPolicy", DotEnv(continuous=True), aux="curl", seed=0, buffer_size=100, learning_starts=10, batch_size=8,
-        policy_kwargs=SMALL, device="cpu",
+        "CnnPolicy",
+        DotEnv(continuous=True),
+        aux="curl",
+        seed=0,
+        buffer_size=100,
+        learning_starts=10,
+        batch_size=8,
+        policy_kwargs=SMALL,
+        device="cpu",
     )
     poison(model, float("inf"))
     with pytest.raises(FloatingPointError, match="NaN/Inf"):
@@ -159,7 +160,13 @@ class ConstantExtractor(BaseFeaturesExtractor):
 
 def test_collapse_raises_a_warning() -> None:
     model = CurlPPO(
-        "CnnPolicy", DotEnv(), aux="curl", seed=0, n_steps=32, batch_size=16, n_epochs=1,
+        "CnnPolicy",
+        DotEnv(),
+        aux="curl",
+        seed=0,
+        n_steps=32,
+        batch_size=16,
+        n_epochs=1,
         policy_kwargs=dict(features_extractor_class=ConstantExtractor),
     )
     with pytest.warns(RuntimeWarning, match="representation collapse"):

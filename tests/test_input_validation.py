@@ -86,22 +86,12 @@ def test_dict_observations_augment_only_the_image_keys() -> None:
     assert np.isfinite(model.logger.name_to_value["aux/loss"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: routed_policy() swaps 'MultiInputPolicy' for CurlRoutedSACPolicy, whose default extractor is "
-    "SACPolicy's FlattenExtractor (not CombinedExtractor), so Dict observations crash; fix proposed in routing.py",
-)
 def test_dict_observations_train_with_sac() -> None:
     model = CurlSAC("MultiInputPolicy", DictDot(DotEnv(size=36, continuous=True)), aux="curl", **SAC_KW)
     model.learn(20)
     assert np.isfinite(model.logger.name_to_value["aux/loss"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: with aux active, CurlSAC('CnnPolicy') gets FlattenExtractor (an MLP on raw pixels) instead of "
-    "NatureCNN, because routed_policy() drops the alias's default extractor; fix proposed in routing.py",
-)
 def test_sac_cnn_policy_keeps_a_cnn_encoder() -> None:
     model = CurlSAC("CnnPolicy", DotEnv(size=36, continuous=True), aux="curl", **SAC_KW)
     assert isinstance(model.critic.features_extractor, NatureCNN)
@@ -112,8 +102,11 @@ def test_non_image_box_needs_a_user_encoder() -> None:
         CurlPPO("MlpPolicy", VectorEnv(), aux={"preset": "atc", "augment": []}, **PPO_KW)
     # with an encoder of their own, a non-augmenting objective trains on vectors
     model = CurlPPO(
-        "MlpPolicy", VectorEnv(), aux={"preset": "atc", "augment": []},
-        policy_kwargs=dict(features_extractor_class=VectorEncoder), **PPO_KW,
+        "MlpPolicy",
+        VectorEnv(),
+        aux={"preset": "atc", "augment": []},
+        policy_kwargs=dict(features_extractor_class=VectorEncoder),
+        **PPO_KW,
     )
     model.learn(64)
     assert np.isfinite(model.logger.name_to_value["aux/loss"])
@@ -135,7 +128,9 @@ def test_images_smaller_than_the_crop(dict_obs: bool) -> None:
 
 def test_stacked_channels_that_do_not_divide_into_frames() -> None:
     with pytest.raises(ValueError, match="set frame_channels to a divisor of 6"):
-        CurlPPO("CnnPolicy", DotEnv(frames=2), aux={"preset": "curl", "augment": ["shift", "noise"], "frame_channels": 4})
+        CurlPPO(
+            "CnnPolicy", DotEnv(frames=2), aux={"preset": "curl", "augment": ["shift", "noise"], "frame_channels": 4}
+        )
 
 
 @pytest.mark.parametrize("low,high", [(0.0, 255.0), (-np.inf, np.inf)])
@@ -186,14 +181,9 @@ def test_cuda_device_without_cuda(device: str) -> None:
         CurlPPO("CnnPolicy", DotEnv(), aux="curl", device=device)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: _check_device checks only CUDA availability; a malformed name raises torch's RuntimeError, and "
-    "'mps'/'xla' pass the check and fail later; fix proposed in aux_algorithm._check_device",
-)
 @pytest.mark.parametrize("device", ["gpu0", "mps", "xla"])
 def test_device_that_does_not_exist(device: str) -> None:
     if device == "mps" and torch.backends.mps.is_available():
         pytest.skip("this machine has MPS")
     with pytest.raises(ValueError, match="use device='auto'"):
-        CurlPPO("CnnPolicy", DotEnv(), aux="curl", device=device)
+        CurlPPO("CnnPolicy", DotEnv(), aux="curl", device=device, policy_kwargs=SMALL)

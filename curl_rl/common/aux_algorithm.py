@@ -24,6 +24,10 @@ from curl_rl.common.config import AuxConfig, resolve_aux_config
 from curl_rl.common.encoder import CenterCropExtractor
 
 ROUTINGS = ("auto", "sb3", "curl")
+NAN_MESSAGE = (
+    "the auxiliary loss became NaN/Inf; training stopped before saving corrupt weights. "
+    "Lower aux lr or weight, keep grad_clip on, or set nan_policy='skip' to drop bad updates"
+)
 ObsVar = TypeVar("ObsVar", torch.Tensor, dict[str, torch.Tensor])
 FutureFn = Callable[[int], tuple[ObsT | None, ObsT, torch.Tensor, torch.Tensor]]
 
@@ -84,9 +88,31 @@ class AuxAlgorithmMixin:
         return self.routing
 
     def _check_device(self, device: Any) -> None:
-        dev = torch.device(device) if not isinstance(device, torch.device) and device != "auto" else device
-        if isinstance(dev, torch.device) and dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+        if isinstance(device, str) and device == "auto":
+            return
+        try:
+            dev = device if isinstance(device, torch.device) else torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(
+                f"device={device!r} is not a torch device; use device='auto', 'cpu' or 'cuda[:N]'"
+            ) from err
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    f"device={device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'"
+                )
+            n = torch.cuda.device_count()
+            if dev.index is not None and dev.index >= n:
+                raise ValueError(
+                    f"device={device!r} but this machine has {n} CUDA device(s); use device='auto' or 'cuda:0'"
+                )
+        elif dev.type == "mps":
+            if not torch.backends.mps.is_available():
+                raise ValueError(
+                    f"device={device!r} was asked for but MPS is not available; use device='auto' or 'cpu'"
+                )
+        elif dev.type != "cpu":
+            raise ValueError(f"device type {dev.type!r} is not supported; use device='auto', 'cpu' or 'cuda[:N]'")
 
     def _aux_validate(self, rl_batch_size: int | None, user_encoder: bool) -> None:
         """Check the observation space and batch against the config, before any training.
@@ -161,6 +187,23 @@ class AuxAlgorithmMixin:
         )
         params = self.aux_head.trainable_parameters()
         self.aux_optimizer = torch.optim.Adam(params, lr=self.aux_config.lr) if params else None
+
+    def learn(self, *args: Any, **kwargs: Any) -> Any:
+        """SB3's ``learn``; reports NaN weights left by a non-finite auxiliary loss as that loss's error.
+
+        The finite check runs once per ``train()``; when a later update of the same call fails on
+        the NaN weights first (e.g. ``torch.distributions`` rejecting NaN logits), this turns that
+        error into the auxiliary loss's ``FloatingPointError`` (one host sync, on the error path only).
+        """
+        try:
+            return super().learn(*args, **kwargs)  # type: ignore[misc]
+        except FloatingPointError:
+            raise
+        except Exception as err:
+            if self.aux_head is not None and not bool(self._aux_finite):
+                self._aux_reset_stats()
+                raise FloatingPointError(NAN_MESSAGE) from err
+            raise
 
     # -- save / load: the head and its optimizer travel with the model -----------------------
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
@@ -272,10 +315,7 @@ class AuxAlgorithmMixin:
         skipped = self._aux_stats["skipped"]
         self._aux_reset_stats()
         if not finite:
-            raise FloatingPointError(
-                "the auxiliary loss became NaN/Inf; training stopped before saving corrupt weights. "
-                "Lower aux lr or weight, keep grad_clip on, or set nan_policy='skip' to drop bad updates"
-            )
+            raise FloatingPointError(NAN_MESSAGE)
         for name, value in zip(names, host, strict=True):
             self.logger.record(f"aux/{name}", value)
         self.logger.record("aux/weight", self._aux_weight())
@@ -283,9 +323,10 @@ class AuxAlgorithmMixin:
             self.logger.record("aux/skipped_updates", skipped)
         std = dict(zip(names, host, strict=True)).get("instance/embedding_std")
         if std is not None and std < self.aux_config.collapse_std:
+            # a fixed message: Python shows it once per process instead of once per train() call
             warnings.warn(
-                f"representation collapse: embedding std {std:.2e} < {self.aux_config.collapse_std:.0e}; "
-                "lower the aux weight or lr, or use a contrastive (negatives) loss",
+                f"representation collapse: embedding std below collapse_std={self.aux_config.collapse_std:g} "
+                "(see aux/embedding_std); lower the aux weight or lr, or use a contrastive (negatives) loss",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -102,7 +102,7 @@ class AuxConfig:
     grad_clip: float | None = 10.0
     batch_size: int | None = None
     nan_policy: str = "raise"
-    collapse_std: float = 1e-3
+    collapse_std: float = 1e-4
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch as th
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac import policies as sac_policies
 from stable_baselines3.td3 import policies as td3_policies
@@ -68,6 +68,24 @@ class CurlRoutedSACPolicy(sac_policies.SACPolicy):
         self.critic_target.set_training_mode(False)
 
 
+class CurlRoutedSACCnnPolicy(CurlRoutedSACPolicy):
+    """:class:`CurlRoutedSACPolicy` defaulting to NatureCNN, like SB3's ``CnnPolicy``."""
+
+    def __init__(
+        self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+class CurlRoutedSACMultiInputPolicy(CurlRoutedSACPolicy):
+    """:class:`CurlRoutedSACPolicy` defaulting to CombinedExtractor, like SB3's ``MultiInputPolicy``."""
+
+    def __init__(
+        self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
 class CurlRoutedTD3Policy(td3_policies.TD3Policy):
     """TD3 policy with one encoder owned and trained by the critic, read detached by the actor."""
 
@@ -97,6 +115,31 @@ class CurlRoutedTD3Policy(td3_policies.TD3Policy):
         self.critic_target.set_training_mode(False)
 
 
+class CurlRoutedTD3CnnPolicy(CurlRoutedTD3Policy):
+    """:class:`CurlRoutedTD3Policy` defaulting to NatureCNN, like SB3's ``CnnPolicy``."""
+
+    def __init__(
+        self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+class CurlRoutedTD3MultiInputPolicy(CurlRoutedTD3Policy):
+    """:class:`CurlRoutedTD3Policy` defaulting to CombinedExtractor, like SB3's ``MultiInputPolicy``."""
+
+    def __init__(
+        self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+# SB3's aliases differ only in their default features extractor; keep that default when routing
+_ROUTED_BY_ALIAS: dict[type, dict[str, type]] = {
+    CurlRoutedSACPolicy: {"CnnPolicy": CurlRoutedSACCnnPolicy, "MultiInputPolicy": CurlRoutedSACMultiInputPolicy},
+    CurlRoutedTD3Policy: {"CnnPolicy": CurlRoutedTD3CnnPolicy, "MultiInputPolicy": CurlRoutedTD3MultiInputPolicy},
+}
+
+
 def routed_policy(policy: Any, routed_class: type, parent_aliases: dict[str, type]) -> Any:
     """Swap an SB3 policy alias (``"CnnPolicy"`` ...) for the CURL-routed class.
 
@@ -108,5 +151,5 @@ def routed_policy(policy: Any, routed_class: type, parent_aliases: dict[str, typ
     if isinstance(policy, str):
         if policy not in parent_aliases:
             raise ValueError(f"unknown policy {policy!r}; use one of {list(parent_aliases)}")
-        return routed_class
+        return _ROUTED_BY_ALIAS.get(routed_class, {}).get(policy, routed_class)
     return policy

@@ -15,7 +15,7 @@ the target. Distractors may roam the whole frame.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -50,7 +50,7 @@ class DistractorEnv(gym.Env[np.ndarray, Any]):
     :param render_mode: None or ``"rgb_array"`` (returns the current observation frame).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 15}
 
     def __init__(
         self,
@@ -202,7 +202,7 @@ class DistractorEnv(gym.Env[np.ndarray, Any]):
         self._render_frame()
         return self._frame.copy(), reward, False, False, self._info()
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         """Return the current frame when ``render_mode == "rgb_array"``, else None."""
         if self.render_mode == "rgb_array":
             return self._frame.copy()
@@ -280,9 +280,7 @@ class DistractorEnv(gym.Env[np.ndarray, Any]):
         # The true objects are drawn last so distractors never hide them.
         half_t = self.target_size / 2.0
         tx, ty = self._target
-        self._draw_plus(
-            tx - half_t + 0.5, ty - half_t + 0.5, self.target_size, self.target_arm, self._target_colour
-        )
+        self._draw_plus(tx - half_t + 0.5, ty - half_t + 0.5, self.target_size, self.target_arm, self._target_colour)
         half_a = self.agent_size / 2.0
         ax, ay = self._agent
         self._draw_square(ax - half_a + 0.5, ay - half_a + 0.5, self.agent_size, self._agent_colour)
@@ -291,7 +289,5 @@ class DistractorEnv(gym.Env[np.ndarray, Any]):
         state = np.array(
             [self._agent[0], self._agent[1], self._target[0], self._target[1]], dtype=np.float32
         ) / np.float32(self.size)
-        distractors = (self._d_pos + self.agent_size / 2.0).astype(np.float32).reshape(-1) / np.float32(
-            self.size
-        )
+        distractors = (self._d_pos + self.agent_size / 2.0).astype(np.float32).reshape(-1) / np.float32(self.size)
         return {"state": state, "distractors": distractors, "targets_reached": self._reached}

@@ -147,13 +147,9 @@ class PixelObservation(gym.Wrapper[np.ndarray, Any, Any, Any]):
             )
         self.image_size = _hw(image_size)
         self.grayscale = bool(grayscale)
-        self.observation_space = spaces.Box(
-            0, 255, (*self.image_size, 1 if grayscale else 3), np.uint8
-        )
+        self.observation_space = spaces.Box(0, 255, (*self.image_size, 1 if grayscale else 3), np.uint8)
         self.state_key = state_key if isinstance(env.observation_space, spaces.Box) else None
-        self.state_dim = (
-            int(np.prod(env.observation_space.shape)) if self.state_key is not None else None
-        )
+        self.state_dim = int(np.prod(env.observation_space.shape or ())) if self.state_key is not None else None
 
     def _pixels(self) -> np.ndarray:
         frame = self.env.render()
@@ -267,6 +263,7 @@ def wrap_pixels(
         isinstance(space, spaces.Box)
         and space.dtype == np.uint8
         and len(space.shape) == 3
+        and space.shape is not None
         and space.shape[2] in (1, 3)
     )
     if is_image:

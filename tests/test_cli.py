@@ -1,0 +1,265 @@
+"""``curl-rl`` argument parsing and every bad-input error, all reported before any run starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from curl_rl.cli import build_parser, main
+from curl_rl.compare import prepare_experiment_dir
+from curl_rl.run_config import ENVS_MODULE_ENV, UsageError, parse_set, parse_value, resolve_experiment
+
+ENVS = str(Path(__file__).with_name("cli_envs.py"))
+
+
+@pytest.fixture(autouse=True)
+def _tiny_envs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(ENVS_MODULE_ENV, ENVS)
+    monkeypatch.chdir(tmp_path)
+
+
+def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err
+    return err
+
+
+def _nothing_ran(tmp_path: Path) -> None:
+    assert not list(tmp_path.glob("runs/*/*/seed*")), "a run folder was created despite the error"
+
+
+def test_parser_defaults_and_types() -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        ["compare", "--env", "dots", "--steps", "2e4", "--set", "algo.gamma=0.9", "--set", "aux.tau=0.1"]
+    )
+    assert args.steps == 20_000 and args.arms == "none,aug,curl" and args.seeds == 5 and args.backend == "local"
+    assert args.sets == ["algo.gamma=0.9", "aux.tau=0.1"] and args.device == "auto" and args.jobs is None
+    args = parser.parse_args(["train", "--algo", "sac", "--aux", "aug", "--seed", "3", "--device", "cuda:1"])
+    assert (args.algo, args.aux, args.seed, args.device) == ("sac", "aug", 3, "cuda:1")
+    args = parser.parse_args(["plot", "runs/x"])
+    assert args.runs_dir == "runs/x"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compare", "--algo", "nope"], "invalid choice"),
+        (["compare", "--steps", "0"], "must be a whole number >= 1"),
+        (["compare", "--jobs", "0"], "must be >= 1"),
+        (["train", "--device", "tpu"], "unknown device"),
+        (["compare", "--env", "dots", "--config", "x.yaml"], "not allowed with argument"),
+    ],
+)
+def test_argparse_errors(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_arm(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none,curll", "--seeds", "1"])
+    assert "unknown arm(s) 'curll'" in err and "curl+future" in err
+    err = _error(capsys, ["train", "--env", "dots", "--aux", "byol"])
+    assert "unknown arm(s) 'byol'" in err
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none,none"])
+    assert "listed twice" in err
+    _nothing_ran(tmp_path)
+
+
+def test_unknown_env(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    err = _error(capsys, ["compare", "--env", "nope", "--arms", "none"])
+    assert "unknown env 'nope'" in err and "dots" in err
+    err = _error(capsys, ["train", "--config", "missing.yaml"])
+    assert "missing.yaml" in err
+    _nothing_ran(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("algo.learnin_rate=1e-3", "Did you mean algo.learning_rate"),
+        ("foo.bar=1", "first part must be one of env, algo, aux, eval, probe"),
+        ("env.nope=3", "env.frame_stack"),
+        ("aux.nope=1", "aux.tau"),
+        ("aux.tau.x=1", "AuxConfig fields"),
+        ("eval.every=10", "eval.freq"),
+        ("algo.seed=3", "use --seed"),
+        ("algo.tensorboard_log=x", "not allowed"),
+    ],
+)
+def test_unknown_set_key(capsys: pytest.CaptureFixture[str], tmp_path: Path, item: str, message: str) -> None:
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none,curl", "--set", item])
+    assert "--set" in err and message in err
+    _nothing_ran(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("algo.learning_rate=abc", "expected a number"),
+        ("algo.n_steps=12.5", "expected an integer"),
+        ("algo.normalize_advantage=3", "expected true or false"),
+        ("aux.tau=2", "tau=2.0 must lie in (0, 1]"),
+        ("aux.instance=bogus", "instance='bogus' is not one of"),
+        ("eval.freq=0", "eval.freq and eval.n_episodes must be >= 1"),
+        ("algo.n_envs=0", "algo.n_envs=0 must be an integer >= 1"),
+        ("algo.batch_size=[1, 2", "cannot parse value"),
+        ("novalue", "expects KEY=VALUE"),
+        ("probe.alpha=-1", "probe.alpha=-1.0 must be >= 0"),
+    ],
+)
+def test_bad_set_value(capsys: pytest.CaptureFixture[str], tmp_path: Path, item: str, message: str) -> None:
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none,curl", "--set", item])
+    assert message in err
+    _nothing_ran(tmp_path)
+
+
+def test_incompatible_algo_and_env(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # from the preset's declared action space
+    err = _error(capsys, ["compare", "--env", "dots-continuous", "--algo", "dqn", "--arms", "none,curl"])
+    assert "dqn needs discrete actions, but env 'dots-continuous' has continuous actions" in err
+    err = _error(capsys, ["train", "--env", "dots", "--algo", "sac", "--aux", "curl"])
+    assert "sac needs continuous actions" in err
+    # from the env actually built, when an override changes the action space
+    err = _error(
+        capsys, ["compare", "--env", "dots", "--algo", "dqn", "--arms", "none", "--set", "env.continuous=true"]
+    )
+    assert "dqn needs discrete actions" in err and "Box" in err
+    _nothing_ran(tmp_path)
+
+
+def test_real_presets(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("curl_rl.envs.presets")
+    monkeypatch.delenv(ENVS_MODULE_ENV)
+    config = resolve_experiment(env="distractor-easy", algo="ppo", sets=["env.kwargs.difficulty=0.5"])
+    assert config.steps == config.preset.budget("quick") and config.env_settings["kwargs"]["difficulty"] == 0.5
+    assert config.aux_config("curl").crop_size == 56  # the preset's aux override
+    err = _error(capsys, ["compare", "--env", "distractor-continuous", "--algo", "dqn", "--arms", "none"])
+    assert "dqn needs discrete actions" in err
+    err = _error(capsys, ["compare", "--env", "distractor-easy", "--set", "env.frame_stac=2", "--arms", "none"])
+    assert "Did you mean env.frame_stack?" in err
+    err = _error(capsys, ["compare", "--env", "distractor-easy", "--set", "env.kwargs.bogus=1", "--arms", "none"])
+    assert "cannot be built" in err and "bogus" in err
+    _nothing_ran(tmp_path)
+
+
+def test_aux_that_the_observations_cannot_take(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # a 20-pixel crop of 16-pixel frames is caught by the dry-run build, with the arm named
+    err = _error(
+        capsys,
+        ["compare", "--env", "dots", "--arms", "none,curl", "--set", "aux.augment=crop", "--set", "aux.crop_size=20"],
+    )
+    assert "arm 'curl'" in err and "crop_size=20" in err
+    _nothing_ran(tmp_path)
+
+
+def test_cuda_unavailable(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none", "--device", "cuda"])
+    assert "CUDA is not available" in err
+
+
+def test_existing_run_folder_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "dots-ppo" / "curl" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_text('{"status": "done"}')
+    err = _error(capsys, ["train", "--env", "dots", "--aux", "curl", "--seed", "0"])
+    assert "already holds a run (status done)" in err and "--resume" in err
+    assert (run_dir / "status.json").read_text() == '{"status": "done"}'
+
+
+def test_existing_experiment_with_another_config_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = resolve_experiment(env="dots", algo="ppo", steps=128)
+    experiment = tmp_path / "runs" / "dots-ppo"
+    assert prepare_experiment_dir(experiment, config) is False
+    assert prepare_experiment_dir(experiment, resolve_experiment(env="dots", algo="ppo", steps=128)) is True
+    before = (experiment / "experiment.yaml").read_text()
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none", "--steps", "256"])
+    assert "different config" in err and "steps: 128 -> 256" in err and "--name" in err
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none", "--steps", "128", "--set", "algo.gamma=0.5"])
+    assert "algo.gamma: '<unset>' -> 0.5" in err
+    assert "invocations" in (experiment / "experiment.yaml").read_text()
+    assert (experiment / "experiment.yaml").read_text().startswith(before.split("invocations")[0])
+    # a folder that is not an experiment is not written into either
+    other = tmp_path / "runs" / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none", "--name", "mine"])
+    assert "not a curl-rl experiment" in err
+    _nothing_ran(tmp_path)
+
+
+def test_other_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none", "--address", "auto"])
+    assert "--address is for --backend ray" in err
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "aug,curl", "--baseline", "none"])
+    assert "--baseline 'none' is not one of the arms" in err
+    err = _error(capsys, ["train", "--resume", str(tmp_path / "nothing")])
+    assert "no config.yaml there" in err
+    err = _error(capsys, ["plot", str(tmp_path / "nothing")])
+    assert "is not a folder" in err
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none", "--name", "a/b"])
+    assert "plain folder name" in err
+
+
+def test_set_overrides_reach_the_config() -> None:
+    config = resolve_experiment(
+        env="dots",
+        algo="ppo",
+        sets=[
+            "algo.learning_rate=3e-4",
+            "algo.n_steps=64",
+            "algo.policy_kwargs.net_arch=[32]",
+            "env.frame_stack=3",
+            "aux.tau=0.01",
+            "eval.freq=1e3",
+            "probe.enabled=false",
+        ],
+    )
+    assert config.hyperparams["learning_rate"] == 3e-4 and config.hyperparams["n_steps"] == 64
+    assert config.hyperparams["policy_kwargs"]["net_arch"] == [32]
+    assert config.hyperparams["policy_kwargs"]["features_extractor_class"] == "CurlEncoder"
+    assert config.preset.env["frame_stack"] == 3 and config.env_settings["frame_stack"] == 3
+    assert config.eval_freq == 1000 and config.probe.enabled is False
+    assert config.steps == 128  # the preset's quick budget
+    assert config.aux_config("curl").tau == 0.01
+    assert config.aux_config("none").tau != 0.01 and not config.aux_config("none").is_active
+    # the preset's per-algo aux overrides apply to every arm but none
+    assert config.aux_config("aug").update_period == 1
+    assert config.fingerprint()["algo"]["learning_rate"] == 3e-4
+    assert resolve_experiment(env="dots", algo="ppo", budget="full").steps == 1024
+    assert resolve_experiment(env="dots-continuous", algo="sac").routing == "curl"
+    assert resolve_experiment(env="dots", algo="ppo").routing == "auto"
+
+
+def test_parse_value() -> None:
+    assert parse_value("3e-4") == 3e-4 and parse_value("10") == 10 and parse_value("true") is True
+    assert parse_value("[64, 64]") == [64, 64] and parse_value("null") is None and parse_value("crop") == "crop"
+    assert parse_set(["a.b=1", "c.d=x=y"]) == [("a.b", 1), ("c.d", "x=y")]
+    with pytest.raises(UsageError):
+        parse_set(["a..b=1"])
+
+
+def test_list_envs_and_arms(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    assert "dots " in out and "discrete actions" in out
+    assert main(["arms"]) == 0
+    out = capsys.readouterr().out
+    assert "curl+future" in out and "instance=infonce" in out and "SB3 unchanged" in out
+    assert main(["presets"]) == 0
+    assert "triplet" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "curl_rl", "--help"], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    for command in ("train", "compare", "plot", "envs", "arms"):
+        assert command in out

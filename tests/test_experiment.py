@@ -1,0 +1,149 @@
+"""One run in process: the run folder, the TensorBoard extras, Ctrl-C and ``--resume``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import curl_rl.experiment as experiment
+from curl_rl.callbacks import ProgressBarCallback, aux_metric_tags
+from curl_rl.checkpoint import latest_checkpoint
+from curl_rl.cli import main
+from curl_rl.common.config import resolve_aux_config
+from curl_rl.run_config import ENVS_MODULE_ENV, TensorBoardSettings, resolve_experiment
+
+ENVS = str(Path(__file__).with_name("cli_envs.py"))
+PROBE = ["probe.episodes=4", "probe.steps_per_episode=6", "eval.freq=32"]
+
+
+@pytest.fixture(autouse=True)
+def _tiny_envs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(ENVS_MODULE_ENV, ENVS)
+    monkeypatch.chdir(tmp_path)
+
+
+def _spec(tmp_path: Path, arm: str = "curl", steps: int = 96, **kwargs: Any) -> experiment.RunSpec:
+    config = resolve_experiment(env="dots", algo="ppo", steps=steps, sets=PROBE)
+    return experiment.RunSpec(
+        experiment_dir=str(tmp_path / "runs" / "dots-ppo"), arm=arm, seed=0, config=config, threads=1, **kwargs
+    )
+
+
+def _events(run_dir: Path) -> EventAccumulator:
+    (folder,) = (run_dir / "tb").iterdir()
+    acc = EventAccumulator(str(folder), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_run_folder_and_tensorboard_extras(tmp_path: Path) -> None:
+    tb = TensorBoardSettings(images_every=1, images_n=3, embeddings=True, video=True, video_frames=8)
+    spec = _spec(tmp_path, tensorboard=tb)
+    result = experiment.run_single(spec)
+    run_dir = spec.run_dir
+    assert result.status == "done" and result.env_steps >= 96 and result.final_return is not None
+    assert result.probe_r2 is not None and np.isfinite(result.probe_r2)
+
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "done" and status["steps_per_s"] > 0 and status["final_return"] == result.final_return
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["aux"]["name"] == "curl" and config["aux"]["instance"] == "infonce"
+    assert config["aux"]["update_period"] == 1  # the preset's aux override
+    assert config["algo"]["n_steps"] == 32 and config["sb3_effective"]["gamma"] == 0.99
+    assert config["env"]["preset"] == "dots" and config["run"]["seed"] == 0 and config["steps"] == 96
+    assert config["versions"]["stable_baselines3"]
+    aux_rows = (run_dir / "aux_metrics.csv").read_text().splitlines()
+    assert aux_rows[0].split(",") == ["timesteps", *aux_metric_tags(resolve_aux_config("curl"))]
+    assert len(aux_rows) >= 3
+
+    acc = _events(run_dir)
+    scalars = set(acc.Tags()["scalars"])
+    for tag in (
+        "eval/mean_reward",
+        "aux/probe_r2",
+        "aux/loss",
+        "aux/accuracy",
+        "train/value_loss",
+        "final/mean_return",
+    ):
+        assert tag in scalars, tag
+    images = acc.Tags()["images"]
+    assert "aux/augmentations" in images and "eval/video" in images
+    grid = acc.Images("aux/augmentations")[-1]
+    # 3 samples x (anchor, positive) of 16x16 frames with 2-pixel gaps
+    assert (grid.height, grid.width) == (3 * 18 + 2, 2 * 18 + 2)
+    video = acc.Images("eval/video")[-1]
+    assert video.encoded_image_string[:6] == b"GIF89a"
+    hparams = acc.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in hparams and b"curl" in hparams["_hparams_/session_start_info"]
+    assert b"eval/mean_reward" in hparams["_hparams_/experiment"]
+    assert list(run_dir.glob("tb/*/projector_config.pbtxt"))
+    metadata = next(run_dir.glob("tb/*/*/encoder/metadata.tsv")).read_text().splitlines()
+    assert metadata[0] == "state_0\tstate_1" and len(metadata) > 10
+
+
+@pytest.mark.parametrize("arm", ["curl+future", "atc", "triplet"])
+def test_aux_metrics_header_holds_every_logged_aux_tag(tmp_path: Path, arm: str) -> None:
+    spec = _spec(tmp_path, arm=arm, steps=64, tensorboard=TensorBoardSettings(images_every=0))
+    experiment.run_single(spec)
+    header = (spec.run_dir / "aux_metrics.csv").read_text().splitlines()[0].split(",")
+    logged = {t for t in _events(spec.run_dir).Tags()["scalars"] if t.startswith("aux/")}
+    assert "aux/loss" in logged and "aux/probe_r2" in logged
+    assert logged <= set(header), f"logged but not in aux_metrics.csv: {logged - set(header)}"
+
+
+def test_logging_extras_do_not_change_training(tmp_path: Path) -> None:
+    plain = _spec(tmp_path / "a", steps=64, tensorboard=TensorBoardSettings(images_every=0))
+    extras = _spec(tmp_path / "b", steps=64, tensorboard=TensorBoardSettings(images_every=1, embeddings=True))
+    experiment.run_single(plain)
+    experiment.run_single(extras)
+    a = (plain.run_dir / "evaluations.csv").read_text()
+    b = (extras.run_dir / "evaluations.csv").read_text()
+    assert a == b
+    loss = [ln.split(",")[1] for ln in (plain.run_dir / "aux_metrics.csv").read_text().splitlines()[1:]]
+    loss_b = [ln.split(",")[1] for ln in (extras.run_dir / "aux_metrics.csv").read_text().splitlines()[1:]]
+    assert loss == loss_b
+
+
+class _CtrlC(ProgressBarCallback):
+    """Raises KeyboardInterrupt part-way, like Ctrl-C would."""
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= 48:
+            raise KeyboardInterrupt
+        return super()._on_step()
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--env", "dots", "--aux", "curl", "--steps", "128", "--threads", "1", "--tb-images-every", "0"]
+    argv += [f"--set={item}" for item in PROBE]
+    monkeypatch.setattr(experiment, "ProgressBarCallback", _CtrlC)
+    assert main(argv) == 130
+    run_dir = Path("runs") / "dots-ppo" / "curl" / "seed0"
+    assert f"--resume {run_dir}" in capsys.readouterr().err
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["env_steps"] >= 48
+    checkpoint = latest_checkpoint(run_dir)
+    assert checkpoint is not None and checkpoint.name.endswith("-interrupted")
+    assert status["checkpoint"] == str(checkpoint.relative_to(run_dir))
+
+    # a plain train into the same folder is refused; --resume continues it
+    monkeypatch.setattr(experiment, "ProgressBarCallback", ProgressBarCallback)
+    assert main(argv) == 2
+    assert "already holds a run (status interrupted)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run_dir), "--threads", "1"]) == 0
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "done" and status["env_steps"] >= 128
+    steps = [int(ln.split(",")[0]) for ln in (run_dir / "evaluations.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(set(steps)) and steps[0] == 0 and steps[-1] >= 128
+    assert (run_dir / "model.zip").is_file()
+    assert main(["train", "--resume", str(run_dir)]) == 2
+    assert "already finished" in capsys.readouterr().err

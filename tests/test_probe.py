@@ -1,0 +1,120 @@
+"""The representation probe: closed-form ridge, held-out R², frame collection and embeddings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from curl_rl import CurlPPO
+from curl_rl.probe import (
+    ProbeData,
+    RepresentationProbe,
+    collect_probe_frames,
+    embed_observations,
+    fit_ridge,
+    probe_r2,
+    r2_score,
+)
+from curl_rl.run_config import envs_api
+
+ENVS = str(Path(__file__).with_name("cli_envs.py"))
+
+
+def _states(rng: np.random.Generator, n: int = 600, k: int = 4) -> np.ndarray:
+    return rng.uniform(0.0, 1.0, size=(n, k))
+
+
+def test_r2_near_one_on_a_linear_map_of_the_state() -> None:
+    rng = np.random.default_rng(0)
+    states = _states(rng)
+    mixing = rng.normal(size=(4, 32))
+    features = states @ mixing + 0.001 * rng.normal(size=(len(states), 32))
+    r2 = probe_r2(features[:450], states[:450], features[450:], states[450:], alpha=1.0)
+    assert r2 > 0.99
+
+
+def test_r2_at_most_about_zero_on_random_features() -> None:
+    rng = np.random.default_rng(1)
+    states = _states(rng)
+    features = rng.normal(size=(len(states), 32))
+    r2 = probe_r2(features[:450], states[:450], features[450:], states[450:], alpha=1.0)
+    assert -0.3 < r2 < 0.05
+
+
+def test_ridge_matches_the_normal_equations_by_hand() -> None:
+    # one feature, two samples' worth of arithmetic: x standardised to [-1, 1], y = [0, 2]
+    x = np.array([[1.0], [3.0]])
+    y = np.array([0.0, 2.0])
+    model = fit_ridge(x, y, alpha=1.0)
+    # standardised x = [-1, 1]; w = (x'x + 1)^-1 x'(y - 1) = (2 + 1)^-1 * 2 = 2/3
+    assert model.weights[0, 0] == pytest.approx(2.0 / 3.0)
+    assert model.intercept[0] == pytest.approx(1.0)
+    assert model.predict(np.array([[3.0]]))[0, 0] == pytest.approx(1.0 + 2.0 / 3.0)
+    # alpha = 0 recovers the exact line
+    exact = fit_ridge(x, y, alpha=0.0)
+    assert exact.predict(np.array([[2.0]]))[0, 0] == pytest.approx(1.0)
+
+
+def test_r2_score_definition() -> None:
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    assert r2_score(y, y) == pytest.approx(1.0)
+    assert r2_score(y, np.full(4, y.mean())) == pytest.approx(0.0)
+    # SSE = 4 * 1, SST = 5 -> 1 - 4/5
+    assert r2_score(y, y + 1.0) == pytest.approx(0.2)
+    # a constant target dimension has no R² and is left out of the mean
+    two = np.stack([y, np.ones(4)], axis=1)
+    assert r2_score(two, two) == pytest.approx(1.0)
+    assert np.isnan(r2_score(np.ones(4), np.zeros(4)))
+
+
+def test_split_is_by_episode() -> None:
+    data = ProbeData(
+        observations=np.zeros((12, 1)),
+        states=np.arange(12.0)[:, None],
+        episodes=np.repeat(np.arange(4), 3),
+    )
+    train, test = data.split(0.25)
+    assert set(data.episodes[test]) == {3}
+    assert not set(data.episodes[train]) & set(data.episodes[test])
+    single = ProbeData(
+        observations=np.zeros((8, 1)), states=np.arange(8.0)[:, None], episodes=np.zeros(8, dtype=np.int64)
+    )
+    train, test = single.split(0.25)
+    assert test.tolist() == [False] * 6 + [True] * 2
+
+
+def test_collect_and_probe_a_model() -> None:
+    api = envs_api(ENVS)
+    preset = api.load_preset("dots")
+    env = api.make_env(preset, 3)
+    data = collect_probe_frames(env, n_episodes=6, steps_per_episode=10, seed=3)
+    assert data is not None
+    assert data.observations.shape[1:] == (16, 16, 6) and data.observations.dtype == np.uint8
+    assert data.states.shape == (len(data), 2)
+    assert len(np.unique(data.episodes)) == 6
+    model = CurlPPO(
+        "CnnPolicy",
+        DummyVecEnv([lambda: api.make_env(preset, 0)]),
+        aux="curl",
+        n_steps=16,
+        batch_size=8,
+        policy_kwargs=preset.algos["ppo"]["hyperparams"]["policy_kwargs"]
+        | {"features_extractor_class": __import__("curl_rl").CurlEncoder},
+        seed=0,
+    )
+    features = embed_observations(model, data.observations, batch_size=7)
+    assert features.shape == (len(data), 16)
+    # eval mode and no augmentation: the same frames embed the same way twice
+    np.testing.assert_allclose(features, embed_observations(model, data.observations), rtol=1e-5, atol=1e-6)
+    r2 = RepresentationProbe(data).evaluate(model)
+    assert np.isfinite(r2)
+
+
+def test_env_without_state_gives_no_probe_data() -> None:
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1")
+    assert collect_probe_frames(env, n_episodes=2, steps_per_episode=5) is None
