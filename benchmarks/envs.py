@@ -14,6 +14,7 @@ Usage::
 
     python benchmarks/envs.py                    # everything that is installed, ~2 s per row
     python benchmarks/envs.py --only distractor --seconds 5 --json out.json
+    python benchmarks/envs.py --ppo distractor-easy --seeds 0 1   # learnability check
 
 Single-threaded by design (``torch`` is not involved); run it on an otherwise idle core.
 """
@@ -21,6 +22,7 @@ Single-threaded by design (``torch`` is not involved); run it on an otherwise id
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -142,7 +144,7 @@ def bench_presets(names: list[str], seconds: float) -> list[dict[str, Any]]:
         print(
             f"{name:24s} raw {raw:8.0f}/s   wrapped {wrapped:7.0f} agent steps/s "
             f"(x{preset.env.action_repeat} = {wrapped * preset.env.action_repeat:7.0f} frames/s)  "
-            f"obs {tuple(row['obs_shape'])}",
+            f"obs {wrapped_env.observation_space.shape}",
             flush=True,
         )
     return rows
@@ -170,16 +172,12 @@ def bench_dmc_render(tasks: list[tuple[str, str]], seconds: float, size: int = 8
                 physics.model.vis.quality.shadowsize = 0
                 physics.model.vis.quality.offsamples = 0
                 flags = dict(_FAST_RENDER_FLAGS)
+            render: Callable[[], Any]
             if mode.startswith("physics"):
-
-                def render(physics: Any = physics, flags: dict[str, bool] = flags) -> None:
-                    physics.render(size, size, camera_id=0, render_flag_overrides=flags)
-
+                render = functools.partial(physics.render, size, size, camera_id=0, render_flag_overrides=flags)
             else:
                 camera = engine.Camera(physics, size, size, 0)
-
-                def render(camera: Any = camera, flags: dict[str, bool] = flags) -> None:
-                    camera.render(render_flag_overrides=flags)
+                render = functools.partial(camera.render, render_flag_overrides=flags)
 
             result[mode] = round(rate(render, seconds))
             env.close()
@@ -196,6 +194,68 @@ def bench_dmc_render(tasks: list[tuple[str, str]], seconds: float, size: int = 8
     return rows
 
 
+def ppo_progress(name: str, seed: int, steps: int | None, eval_episodes: int = 20) -> dict[str, Any]:
+    """Plain SB3 PPO("CnnPolicy") with the preset's hyperparameters: return before and after.
+
+    One torch thread, DummyVecEnv, the preset's quick budget unless ``steps`` is given. The
+    evaluation uses ``make_env(..., evaluation=True)`` episodes with a stochastic policy (the
+    greedy one can dither in place before training).
+
+    :param name: preset name.
+    :param seed: seed for the model and the envs.
+    :param steps: training steps (None: the preset's quick budget).
+    :param eval_episodes: evaluation episodes before and after.
+    """
+    import torch
+    from stable_baselines3 import PPO
+
+    from curl_rl.envs import make_vec_env
+
+    torch.set_num_threads(1)
+    preset = load_preset(name)
+    cfg = preset.algo_config("ppo")
+    total = steps or preset.budgets.quick
+    venv = make_vec_env(preset, cfg["n_envs"], seed)
+    model = PPO(cfg["policy"], venv, seed=seed, device="cpu", verbose=0, **cfg["hyperparams"])
+
+    def evaluate() -> tuple[float, float]:
+        env = make_env(preset, seed, evaluation=True)
+        returns, reaches = [], []
+        for _ in range(eval_episodes):
+            obs, info = env.reset()
+            done, ret = False, 0.0
+            while not done:
+                action, _ = model.predict(obs, deterministic=False)
+                obs, reward, terminated, truncated, info = env.step(action)
+                ret += float(reward)
+                done = terminated or truncated
+            returns.append(ret)
+            reaches.append(float(info.get("targets_reached", np.nan)))
+        return float(np.mean(returns)), float(np.mean(reaches))
+
+    before, reach_before = evaluate()
+    start = time.perf_counter()
+    model.learn(total)
+    minutes = (time.perf_counter() - start) / 60
+    after, reach_after = evaluate()
+    row = {
+        "preset": name,
+        "seed": seed,
+        "steps": int(model.num_timesteps),
+        "train_minutes": round(minutes, 2),
+        "return_before": round(before, 2),
+        "return_after": round(after, 2),
+        "reaches_before": round(reach_before, 2),
+        "reaches_after": round(reach_after, 2),
+    }
+    print(
+        f"{name} seed {seed}: {row['steps']} steps in {minutes:.2f} min (1 torch thread); "
+        f"return {before:.2f} -> {after:.2f}; targets reached/episode {reach_before:.2f} -> {reach_after:.2f}",
+        flush=True,
+    )
+    return row
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print (optionally save) the numbers.
 
@@ -206,7 +266,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="substring filter on preset names")
     parser.add_argument("--no-render-compare", action="store_true", help="skip the dm_control render table")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
+    parser.add_argument(
+        "--ppo",
+        nargs="*",
+        metavar="PRESET",
+        help="instead of throughput, train plain SB3 PPO on these presets for their quick budget "
+        "and print the return before and after",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds for --ppo")
+    parser.add_argument("--steps", type=int, default=None, help="training steps for --ppo (default: quick)")
     args = parser.parse_args(argv)
+
+    if args.ppo is not None:
+        rows = [ppo_progress(n, s, args.steps) for n in (args.ppo or ["distractor-easy"]) for s in args.seeds]
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump({"ppo": rows}, fh, indent=2)
+        return
 
     names = [n for n in list_presets() if args.only in n]
     out: dict[str, Any] = {"presets": bench_presets(names, args.seconds)}

@@ -60,8 +60,8 @@ _INFONCE_METRICS = ("loss", "accuracy", "pos_sim", "neg_sim", "gap")
 def aux_metric_tags(config: AuxConfig, probe: bool = True) -> list[str]:
     """The ``aux/*`` scalars an arm logs, in a stable order (the columns of ``aux_metrics.csv``).
 
-    Mirrors what :class:`curl_rl.common.aux_algorithm.AuxAlgorithmMixin` records, so the CSV
-    header can be written before training starts.
+    Mirrors what :class:`curl_rl.common.aux_algorithm.AuxAlgorithmMixin` records (minus aliases),
+    so the CSV header can be written before training starts; TensorBoard gets every tag.
 
     :param config: the arm's resolved auxiliary config.
     :param probe: include ``aux/probe_r2`` (every arm, ``none`` included, gets the probe).
@@ -69,10 +69,12 @@ def aux_metric_tags(config: AuxConfig, probe: bool = True) -> list[str]:
     """
     tags: list[str] = []
     if config.has_loss:
-        tags += ["aux/loss", "aux/weight", "aux/key_distance"]
+        # aux/weight (a schedule, in TensorBoard) and aux/instance/{accuracy,gap,embedding_std}
+        # (logged again as aux/accuracy ...) are left out: the CSV feeds the summary's figure
+        tags += ["aux/loss", "aux/key_distance"]
         if config.instance != "none":
             tags += ["aux/accuracy", "aux/gap", "aux/embedding_std"]
-            tags += [f"aux/instance/{m}" for m in (*_INFONCE_METRICS, "embedding_std")]
+            tags += [f"aux/instance/{m}" for m in ("loss", "pos_sim", "neg_sim")]
         if config.future != "none":
             if config.future == "temporal" or config.future_loss == "infonce":
                 names: tuple[str, ...] = _INFONCE_METRICS
@@ -206,7 +208,10 @@ class EvaluationCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next_eval:
-            self.evaluate()
+            # the last step's evaluation waits for training end, after the final update, so the
+            # last row scores the weights that are saved
+            if self.num_timesteps < int(getattr(self.model, "_total_timesteps", 0) or 0):
+                self.evaluate()
             self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
         return True
 
@@ -665,6 +670,9 @@ class ProgressBarCallback(BaseCallback):
         if self._bar is None:
             return True
         now = int(self.num_timesteps)
+        if now > self._bar.total:
+            # PPO/A2C finish their last rollout past the requested total
+            self._bar.total = now
         self._bar.update(now - self._last_n)
         self._last_n = now
         clock = time.monotonic()

@@ -129,7 +129,9 @@ class ExperimentPlan:
     :param experiment_dir: ``runs/<experiment>``.
     :param to_run: runs to start (new, or earlier attempts that did not finish).
     :param finished: ``arm/seedN`` of runs already done (skipped).
-    :param redone: ``arm/seedN`` of earlier unfinished attempts (kept under ``<arm>/.attempts/``).
+    :param redone: ``arm/seedN`` of earlier failed attempts, redone from scratch (the old folder is
+        kept under ``<arm>/.attempts/``).
+    :param continued: ``arm/seedN`` of interrupted runs that continue from their newest checkpoint.
     :param resumed: whether the folder existed with the same config.
     """
 
@@ -137,6 +139,7 @@ class ExperimentPlan:
     to_run: list[RunSpec]
     finished: list[str] = field(default_factory=list)
     redone: list[str] = field(default_factory=list)
+    continued: list[str] = field(default_factory=list)
     resumed: bool = False
 
 
@@ -173,14 +176,28 @@ def plan_runs(
                 fail_hook=f"{arm}/seed{seed}" in fail,
             )
             status = read_status(spec.run_dir)
-            if status is not None and status.get("status") == "done":
+            state = status.get("status") if status else None
+            if state == "done":
                 plan.finished.append(spec.name)
+                continue
+            if state in ("interrupted", "running") and _resumable(spec.run_dir):
+                # stopped by Ctrl-C or a kill: go on from its newest checkpoint
+                plan.continued.append(spec.name)
+                plan.to_run.append(dataclasses.replace(spec, resume=True))
                 continue
             if spec.run_dir.exists() and any(spec.run_dir.iterdir()):
                 _set_aside(spec.run_dir)
                 plan.redone.append(spec.name)
             plan.to_run.append(spec)
     return plan
+
+
+def _resumable(run_dir: Path) -> bool:
+    try:
+        from curl_rl.checkpoint import latest_checkpoint
+    except ImportError:  # pragma: no cover - the module ships with curl_rl
+        return False
+    return (run_dir / "config.yaml").is_file() and latest_checkpoint(run_dir) is not None
 
 
 def _set_aside(run_dir: Path) -> Path:
@@ -465,6 +482,12 @@ def compare(
     specs = plan.to_run
     if plan.finished:
         print(f"skipping {len(plan.finished)} finished run(s): {', '.join(plan.finished)}", file=out, flush=True)
+    if plan.continued:
+        print(
+            f"continuing {len(plan.continued)} interrupted run(s) from their checkpoints: {', '.join(plan.continued)}",
+            file=out,
+            flush=True,
+        )
     if plan.redone:
         print(
             f"redoing {len(plan.redone)} unfinished run(s) (earlier attempts kept under <arm>/.attempts/): "
@@ -484,7 +507,10 @@ def compare(
             else:
                 results = run_local(specs, jobs, on_result=report)
         except KeyboardInterrupt:
-            print("interrupted: runs in progress saved an 'interrupted' checkpoint; rerun to redo them", file=out)
+            print(
+                "interrupted: runs in progress saved a checkpoint; run the same command again to continue",
+                file=out,
+            )
             code = 130
     failed = [r for r in results if r.status != "done"]
     if failed and code == 0:

@@ -291,6 +291,8 @@ def check_runs_buildable(config: ExperimentConfig, arms: list[str], device: str 
     """
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"--device {device} was asked for but CUDA is not available; use auto or cpu")
+    for arm in arms:
+        config.aux_config(arm)  # bad aux values fail here, before anything is built
     api = envs_api(config.envs_module)
     try:
         env = api.make_env(config.preset, 0)

@@ -12,13 +12,21 @@ Protocol (the same for every arm and every evaluation, so numbers are comparable
 * the frames are split into train and held-out **by episode**, so near-duplicate consecutive frames
   never sit on both sides;
 * the embedding is the online encoder in eval mode, without augmentation (what the policy sees);
-* features are standardised with the train statistics, a closed-form ridge (``alpha = 1``) is fit,
-  and the score is the held-out R² (``1 - SSE/SST`` per state dimension, averaged over the
-  dimensions that vary in the held-out set).
+* features are standardised with the train statistics, a closed-form ridge is fit, and the score
+  is the held-out R² (``1 - SSE/SST`` per state dimension, averaged over the dimensions that vary
+  in the held-out set).
+
+The ridge penalty is chosen by cross-validation over whole training episodes (:func:`select_alpha`,
+from :data:`ALPHAS`) unless a fixed ``alpha`` is given. A fixed ``alpha = 1`` barely regularises
+512 standardised features fit on ~750 frames (the Gram matrix's diagonal is ~750). Measured on
+``distractor-easy`` (PPO, ``aug`` arm, 32k steps, SB3's 512-feature NatureCNN): ``alpha = 1`` gave
+held-out R² from -7.1 to -1.7 for an encoder that had learned the task; the cross-validated
+penalty gave +0.42 for the same encoder, and 0.49-0.58 for the other arms' encoders.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +37,7 @@ from numpy.typing import NDArray
 from stable_baselines3.common.preprocessing import preprocess_obs
 
 __all__ = [
+    "ALPHAS",
     "ProbeData",
     "RepresentationProbe",
     "RidgeModel",
@@ -38,12 +47,15 @@ __all__ = [
     "online_encoder",
     "probe_r2",
     "r2_score",
+    "select_alpha",
 ]
 
 FloatArray = NDArray[np.float64]
 
 #: below this held-out variance (per sample) a state dimension is treated as constant
 _MIN_VARIANCE = 1e-12
+#: ridge penalties tried by :func:`select_alpha`
+ALPHAS = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
 
 
 @dataclass
@@ -125,8 +137,73 @@ def r2_score(y_true: NDArray[Any], y_pred: NDArray[Any]) -> float:
     return float(np.mean(1.0 - sse[varying] / sst[varying]))
 
 
+def _ridge_path(
+    train_x: FloatArray, train_y: FloatArray, val_x: FloatArray, alphas: Sequence[float]
+) -> list[FloatArray]:
+    """Validation predictions for every alpha from one eigendecomposition.
+
+    The symmetric eigenproblem is solved on the smaller of the Gram matrix ``XᵀX`` (features) and
+    the kernel ``XXᵀ`` (samples); each alpha then costs one small matrix product.
+    """
+    mean = train_x.mean(axis=0)
+    std = train_x.std(axis=0)
+    scale = np.where(std > 1e-8, std, 1.0)
+    xs = (train_x - mean) / scale
+    val = (val_x - mean) / scale
+    y_mean = train_y.mean(axis=0)
+    yc = train_y - y_mean
+    if xs.shape[0] >= xs.shape[1]:
+        eigval, eigvec = np.linalg.eigh(xs.T @ xs)
+        left, right = val @ eigvec, eigvec.T @ (xs.T @ yc)
+    else:
+        eigval, eigvec = np.linalg.eigh(xs @ xs.T)
+        left, right = val @ (xs.T @ eigvec), eigvec.T @ yc
+    eigval = np.clip(eigval, 0.0, None)
+    return [left @ (right / (eigval + alpha)[:, None]) + y_mean for alpha in alphas]
+
+
+def select_alpha(
+    features: NDArray[Any],
+    targets: NDArray[Any],
+    groups: NDArray[Any],
+    alphas: Sequence[float] = ALPHAS,
+    n_folds: int = 5,
+) -> float:
+    """The ridge penalty with the least squared error in cross-validation over whole groups.
+
+    :param features: ``(n, d)`` training features.
+    :param targets: ``(n,)`` or ``(n, k)`` training targets.
+    :param groups: ``(n,)`` group (episode) of each row; a fold never splits a group.
+    :param alphas: candidate penalties.
+    :param n_folds: folds (fewer when there are fewer groups).
+    :return: the chosen alpha (the middle candidate when the groups cannot be split).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    ids = np.unique(groups)
+    k = min(n_folds, ids.size)
+    if k < 2:
+        return float(alphas[len(alphas) // 2])
+    # each target dimension weighs the same, whatever its units
+    y = y / np.where(y.std(axis=0) > 1e-12, y.std(axis=0), 1.0)
+    errors = np.zeros(len(alphas))
+    for fold in range(k):
+        val = np.isin(groups, ids[fold::k])
+        if val.all() or not val.any() or (~val).sum() < 2:
+            continue
+        for i, pred in enumerate(_ridge_path(x[~val], y[~val], x[val], alphas)):
+            errors[i] += float(((pred - y[val]) ** 2).sum())
+    return float(alphas[int(np.argmin(errors))])
+
+
 def probe_r2(
-    train_x: NDArray[Any], train_y: NDArray[Any], test_x: NDArray[Any], test_y: NDArray[Any], alpha: float = 1.0
+    train_x: NDArray[Any],
+    train_y: NDArray[Any],
+    test_x: NDArray[Any],
+    test_y: NDArray[Any],
+    alpha: float | None = 1.0,
+    train_groups: NDArray[Any] | None = None,
 ) -> float:
     """Fit ridge on the train split and return the held-out R².
 
@@ -134,9 +211,14 @@ def probe_r2(
     :param train_y: train states ``(n, k)``.
     :param test_x: held-out embeddings ``(m, d)``.
     :param test_y: held-out states ``(m, k)``.
-    :param alpha: ridge penalty.
+    :param alpha: ridge penalty; None picks it with :func:`select_alpha` on the train split.
+    :param train_groups: episode of each train row (for ``alpha=None``; default: 5 contiguous blocks).
     :return: held-out R² (see :func:`r2_score`).
     """
+    if alpha is None:
+        n = len(train_x)
+        groups = train_groups if train_groups is not None else np.arange(n) * 5 // max(n, 1)
+        alpha = select_alpha(train_x, train_y, groups)
     model = fit_ridge(train_x, train_y, alpha)
     return r2_score(test_y, model.predict(test_x))
 
@@ -280,11 +362,11 @@ class RepresentationProbe:
     """Held-out R² of a ridge read-out of the state from the current embedding (``aux/probe_r2``).
 
     :param data: the frames to probe (see :func:`collect_probe_frames`).
-    :param alpha: ridge penalty.
+    :param alpha: ridge penalty; None chooses it by cross-validation over the training episodes.
     :param held_out_fraction: share of episodes held out.
     """
 
-    def __init__(self, data: ProbeData, alpha: float = 1.0, held_out_fraction: float = 0.25) -> None:
+    def __init__(self, data: ProbeData, alpha: float | None = None, held_out_fraction: float = 0.25) -> None:
         if len(data) < 4:
             raise ValueError(f"probe: {len(data)} frames are too few to split; collect more")
         self.data = data
@@ -304,4 +386,5 @@ class RepresentationProbe:
             features[self.test_mask],
             self.data.states[self.test_mask],
             self.alpha,
+            train_groups=self.data.episodes[self.train_mask],
         )

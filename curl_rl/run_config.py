@@ -83,7 +83,8 @@ class ProbeSettings:
     :param enabled: run it at every evaluation (needs ``info["state"]`` from the env).
     :param episodes: random-policy episodes collected once per run.
     :param steps_per_episode: frames kept per episode.
-    :param alpha: ridge penalty.
+    :param alpha: ridge penalty; None (the default) picks it by cross-validation over the training
+        episodes (see :func:`curl_rl.probe.select_alpha`).
     :param held_out_fraction: share of episodes held out for the R².
     """
 
@@ -91,14 +92,16 @@ class ProbeSettings:
     # many short episodes: each reset draws new positions, so the held-out states vary
     episodes: int = 50
     steps_per_episode: int = 20
-    alpha: float = 1.0
+    alpha: float | None = None
     held_out_fraction: float = 0.25
 
     def validate(self) -> ProbeSettings:
         if self.episodes < 2 or self.steps_per_episode < 2:
             raise UsageError("probe.episodes and probe.steps_per_episode must be >= 2 (train and held-out)")
-        if self.alpha < 0:
-            raise UsageError(f"probe.alpha={self.alpha} must be >= 0")
+        if self.alpha is not None and (
+            isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float) or self.alpha < 0
+        ):
+            raise UsageError(f"probe.alpha={self.alpha!r} must be a number >= 0, or null to choose it by CV")
         if not 0.0 < self.held_out_fraction < 1.0:
             raise UsageError(f"probe.held_out_fraction={self.held_out_fraction} must lie in (0, 1)")
         return self

@@ -111,7 +111,7 @@ def test_unknown_set_key(capsys: pytest.CaptureFixture[str], tmp_path: Path, ite
         ("algo.n_envs=0", "algo.n_envs=0 must be an integer >= 1"),
         ("algo.batch_size=[1, 2", "cannot parse value"),
         ("novalue", "expects KEY=VALUE"),
-        ("probe.alpha=-1", "probe.alpha=-1.0 must be >= 0"),
+        ("probe.alpha=-1", "probe.alpha=-1 must be a number >= 0"),
     ],
 )
 def test_bad_set_value(capsys: pytest.CaptureFixture[str], tmp_path: Path, item: str, message: str) -> None:

@@ -17,6 +17,7 @@ from curl_rl.probe import (
     fit_ridge,
     probe_r2,
     r2_score,
+    select_alpha,
 )
 from curl_rl.run_config import envs_api
 
@@ -118,3 +119,24 @@ def test_env_without_state_gives_no_probe_data() -> None:
 
     env = gym.make("CartPole-v1")
     assert collect_probe_frames(env, n_episodes=2, steps_per_episode=5) is None
+
+
+def test_cross_validated_alpha_resists_overfitting() -> None:
+    # 300 features, 400 train rows, weak signal: an unregularised fit overfits badly; CV does not
+    rng = np.random.default_rng(2)
+    n, d = 600, 300
+    states = _states(rng, n, 2)
+    features = rng.normal(size=(n, d))
+    features[:, :2] += 0.5 * states
+    groups = np.repeat(np.arange(n // 20), 20)
+    train, test = groups < 20, groups >= 20
+    fixed = probe_r2(features[train], states[train], features[test], states[test], alpha=0.01)
+    chosen = select_alpha(features[train], states[train], groups[train])
+    cv = probe_r2(features[train], states[train], features[test], states[test], alpha=None, train_groups=groups[train])
+    assert chosen >= 100.0
+    assert fixed < -0.5 < cv
+    # a clean linear read-out keeps a small penalty and R² near 1
+    clean = states @ rng.normal(size=(2, 16))
+    assert select_alpha(clean[train], states[train], groups[train]) <= 1.0
+    assert probe_r2(clean[train], states[train], clean[test], states[test], alpha=None) > 0.99
+    assert select_alpha(clean[:10], states[:10], np.zeros(10)) == 10.0  # one group: the middle candidate

@@ -241,7 +241,7 @@ def apply_to_module(module: nn.Module, config: PerformanceConfig) -> None:
     handles: list[RemovableHandle] = []
     if config.channels_last:
         # only 4-D tensors change layout; parameter objects stay the same, so optimizers keep them
-        module.to(memory_format=torch.channels_last)
+        module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         handles.append(module.register_forward_pre_hook(_channels_last_input))
     if config.bf16:
         enter = _Bf16Autocast()

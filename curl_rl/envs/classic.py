@@ -44,6 +44,7 @@ def make_pixel_gym(
     action_repeat: int = 1,
     max_episode_steps: int | None = None,
     render_mode: str | None = None,
+    rescale_actions: bool = True,
     **env_kwargs: Any,
 ) -> gym.Env[np.ndarray, Any]:
     """``gym.make(env_id, render_mode="rgb_array")`` made a pixel env with :func:`wrap_pixels`.
@@ -55,6 +56,8 @@ def make_pixel_gym(
     :param action_repeat: underlying steps per agent step.
     :param max_episode_steps: episode limit in agent steps (None keeps the env's own limit).
     :param render_mode: accepted for symmetry; the env always renders ``rgb_array`` internally.
+    :param rescale_actions: map a bounded continuous action space to [-1, 1] (SB3's advice;
+        Pendulum's torque is [-2, 2]).
     :param env_kwargs: passed to ``gym.make``.
     :return: the pixel env.
     """
@@ -66,6 +69,14 @@ def make_pixel_gym(
     if max_episode_steps is not None:
         env_kwargs["max_episode_steps"] = max_episode_steps * action_repeat
     env = gym.make(env_id, render_mode="rgb_array", **env_kwargs)
+    space = env.action_space
+    if (
+        rescale_actions
+        and isinstance(space, gym.spaces.Box)
+        and space.is_bounded()
+        and not (np.all(space.low == -1.0) and np.all(space.high == 1.0))
+    ):
+        env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
     return wrap_pixels(
         env,
         image_size=image_size,

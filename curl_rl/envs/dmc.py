@@ -215,6 +215,11 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         info = {"state": self._flatten(time_step.observation)}
         return self._render(), reward, terminated, truncated, info
 
+    def physics_quality(self) -> tuple[int, int]:
+        """``(shadowsize, offsamples)`` of the model's visual quality (0, 0 in fast mode)."""
+        quality = self._env.physics.model.vis.quality
+        return int(quality.shadowsize), int(quality.offsamples)
+
     def render(self) -> np.ndarray | None:
         """The last observed frame when ``render_mode == "rgb_array"``."""
         return self._frame.copy() if self.render_mode == "rgb_array" else None

@@ -259,15 +259,10 @@ def wrap_pixels(
     if action_repeat > 1:
         env = ActionRepeat(env, action_repeat)
     space = env.observation_space
-    is_image = (
-        isinstance(space, spaces.Box)
-        and space.dtype == np.uint8
-        and len(space.shape) == 3
-        and space.shape is not None
-        and space.shape[2] in (1, 3)
-    )
+    shape = tuple(space.shape or ())
+    is_image = isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(shape) == 3 and shape[2] in (1, 3)
     if is_image:
-        if _hw(image_size) != tuple(space.shape[:2]) or (grayscale and space.shape[2] == 3):
+        if _hw(image_size) != shape[:2] or (grayscale and shape[2] == 3):
             env = ImageObservation(env, image_size, grayscale)
     else:
         env = PixelObservation(env, image_size, grayscale, state_key)
