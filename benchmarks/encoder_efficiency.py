@@ -165,8 +165,14 @@ def run_switches(batch: int, arms: list[str], rounds: int, reps: int, device: to
         except Exception as exc:  # a switch that does not work here is a result, not a crash
             errors[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     times: dict[str, list[float]] = {name: [] for name in built}
+    peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    side = 4096 if device.type == "cuda" else 2048
     order = list(built)
     for r in range(rounds):
+        # the peak is re-measured every round: on a shared machine it moves as much as the arms do
+        peaks["fp32"].append(matmul_peak(device, torch.float32, side, repeats=3))
+        if any("bf16" in name for name in built):
+            peaks["bf16"].append(matmul_peak(device, torch.bfloat16, side, repeats=3))
         for name in order if r % 2 == 0 else order[::-1]:
             _sync(device)
             t0 = time.perf_counter()
@@ -179,10 +185,17 @@ def run_switches(batch: int, arms: list[str], rounds: int, reps: int, device: to
         name: statistics.median(d / t for d, t in zip(times["default"], v)) if "default" in times else float("nan")
         for name, v in times.items()
     }
+    flops = analytic_flops(batch)[1]
+    fraction = {
+        name: statistics.median(flops / t / 1e9 / p for t, p in zip(v, peaks["bf16" if "bf16" in name else "fp32"]))
+        for name, v in times.items()
+    }
     return {
         "batch": batch,
         "seconds": {name: statistics.median(v) for name, v in times.items()},
         "speedup": ratios,
+        "fraction": fraction,
+        "peak": {k: statistics.median(v) for k, v in peaks.items() if v},
         "first_call": first,
         "errors": errors,
     }
@@ -256,7 +269,7 @@ def _env(tuned: bool) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batches", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--batches", type=int, nargs="*", default=[128, 512], help="none: skip the update table")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reps", type=int, default=2, help="updates per arm per round")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile arms")
@@ -302,7 +315,8 @@ def main() -> None:
     bf16_ok = use_bf16 and bf16_supported(device)
     peak16 = matmul_peak(device, torch.bfloat16, big) if bf16_ok else float("nan")
     bf16_note = f", bf16 {peak16:.0f} GFLOP/s" if bf16_ok else ""
-    print(f"# matmul peak ({big}x{big}): fp32 {peak32:.0f} GFLOP/s{bf16_note}")
+    print(f"# matmul peak ({big}x{big}) at start: fp32 {peak32:.0f} GFLOP/s{bf16_note}")
+    print("# '% of peak' below: per round, against the peak re-measured in that round (median over rounds)")
     if device.type == "cuda":
         print(
             f"# cuda: matmul TF32 {torch.backends.cuda.matmul.allow_tf32}, cuDNN TF32 {torch.backends.cudnn.allow_tf32}"
@@ -325,60 +339,62 @@ def main() -> None:
         skipped.update({name: "not in --arms" for name in arms if name not in wanted})
         arms = [name for name in arms if name in wanted]
 
-    print("\n## FLOPs per update (forward + backward)")
-    print("| batch | FlopCounterMode GFLOP | analytic GFLOP | analytic forward GFLOP |")
-    print("|---|---|---|---|")
-    flops: dict[int, float] = {}
-    for batch in args.batches:
-        flops[batch] = counted_flops(batch, device)
-        fwd, upd = analytic_flops(batch)
-        print(f"| {batch} | {flops[batch] / 1e9:.1f} | {upd / 1e9:.1f} | {fwd / 1e9:.1f} |")
-
     timeout = 1800.0
     common = {"device": str(device), "threads": args.threads, "reps": args.reps}
-    print("\n## one update (forward + backward + Adam), tuned allocator, arms alternating in one process")
-    print("(speed-up = median over rounds of default time / arm time in the same round; first call = the first")
-    print(" update of a fresh process with an empty Inductor cache, compilation included)")
-    print("| batch | arm | ms/update | speed-up | GFLOP/s | % of peak | first call s |")
-    print("|---|---|---|---|---|---|---|")
-    for batch in args.batches:
-        spec = {**common, "arms": arms, "batch": batch, "rounds": args.rounds}
-        res = _child(spec, _env(True), timeout)
-        base = res["seconds"].get("default")
-        for name in arms:
-            if name in res["errors"]:
-                print(f"| {batch} | {name} | failed: {res['errors'][name]} | | | | |")
-                continue
-            sec = res["seconds"][name]
-            gflops = flops[batch] / sec / 1e9
-            peak = peak16 if "bf16" in name else peak32
-            ratio = f"{res['speedup'][name]:.2f}x" if base else "-"
-            print(
-                f"| {batch} | {name} | {1000 * sec:.0f} | {ratio} | {gflops:.1f} | "
-                f"{100 * gflops / peak:.0f}% | {res['first_call'][name]:.1f} |"
-            )
-        for name, why in skipped.items():
-            print(f"| {batch} | {name} | skipped: {why} | | | | |")
-        for name in ("compile", "compile+channels_last"):
-            eager = res["seconds"].get("default" if name == "compile" else "channels_last")
-            if name in res["seconds"] and eager:
-                gain = eager - res["seconds"][name]
-                cost = res["first_call"][name] - res["seconds"][name]
-                pays = f"after {cost / gain:.0f} updates" if gain > 0 else "never (not faster)"
-                print(f"# batch {batch} {name}: compile cost {cost:.1f} s, pays back {pays} (one shape, one grad mode)")
-
-    if args.allocator_rounds > 0 and device.type == "cpu":
-        print("\n## allocator: default arm, child processes alternating tuned / glibc default")
-        print("| batch | tuned ms | glibc default ms | default / tuned |")
+    if args.batches:  # `--batches` with no value: only the end-to-end check
+        print("\n## FLOPs per update (forward + backward)")
+        print("| batch | FlopCounterMode GFLOP | analytic GFLOP | analytic forward GFLOP |")
         print("|---|---|---|---|")
+        flops: dict[int, float] = {}
         for batch in args.batches:
-            spec = {**common, "arms": ["default"], "batch": batch, "rounds": 1}
-            got: dict[bool, list[float]] = {True: [], False: []}
-            for r in range(args.allocator_rounds):
-                for tuned in (True, False) if r % 2 == 0 else (False, True):
-                    got[tuned].append(_child(spec, _env(tuned), timeout)["seconds"]["default"])
-            t, d = statistics.median(got[True]), statistics.median(got[False])
-            print(f"| {batch} | {1000 * t:.0f} | {1000 * d:.0f} | {d / t:.2f}x |")
+            flops[batch] = counted_flops(batch, device)
+            fwd, upd = analytic_flops(batch)
+            print(f"| {batch} | {flops[batch] / 1e9:.1f} | {upd / 1e9:.1f} | {fwd / 1e9:.1f} |")
+
+        print("\n## one update (forward + backward + Adam), tuned allocator, arms alternating in one process")
+        print("(speed-up = median over rounds of default time / arm time in the same round; first call = the first")
+        print(" update of a fresh process with an empty Inductor cache, compilation included)")
+        print("| batch | arm | ms/update | speed-up | GFLOP/s | % of peak | first call s |")
+        print("|---|---|---|---|---|---|---|")
+        for batch in args.batches:
+            spec = {**common, "arms": arms, "batch": batch, "rounds": args.rounds}
+            res = _child(spec, _env(True), timeout)
+            base = res["seconds"].get("default")
+            for name in arms:
+                if name in res["errors"]:
+                    print(f"| {batch} | {name} | failed: {res['errors'][name]} | | | | |")
+                    continue
+                sec = res["seconds"][name]
+                gflops = flops[batch] / sec / 1e9
+                ratio = f"{res['speedup'][name]:.2f}x" if base else "-"
+                print(
+                    f"| {batch} | {name} | {1000 * sec:.0f} | {ratio} | {gflops:.1f} | "
+                    f"{100 * res['fraction'][name]:.0f}% | {res['first_call'][name]:.1f} |"
+                )
+            peaks = ", ".join(f"{k} {v:.0f}" for k, v in res["peak"].items())
+            print(f"# batch {batch}: matmul peak during these rounds (median GFLOP/s): {peaks}")
+            for name, why in skipped.items():
+                print(f"| {batch} | {name} | skipped: {why} | | | | |")
+            for name in ("compile", "compile+channels_last"):
+                eager = res["seconds"].get("default" if name == "compile" else "channels_last")
+                if name in res["seconds"] and eager:
+                    gain = eager - res["seconds"][name]
+                    cost = res["first_call"][name] - res["seconds"][name]
+                    pays = f"after {cost / gain:.0f} updates" if gain > 0 else "never (not faster)"
+                    print(f"# batch {batch} {name}: compile cost {cost:.1f} s, pays back {pays} (per shape/grad mode)")
+
+        if args.allocator_rounds > 0 and device.type == "cpu":
+            print("\n## allocator: default arm, child processes alternating tuned / glibc default")
+            print("| batch | tuned ms | glibc default ms | default / tuned |")
+            print("|---|---|---|---|")
+            for batch in args.batches:
+                spec = {**common, "arms": ["default"], "batch": batch, "rounds": 1}
+                got: dict[bool, list[float]] = {True: [], False: []}
+                for r in range(args.allocator_rounds):
+                    for tuned in (True, False) if r % 2 == 0 else (False, True):
+                        got[tuned].append(_child(spec, _env(tuned), timeout)["seconds"]["default"])
+                t, d = statistics.median(got[True]), statistics.median(got[False])
+                print(f"| {batch} | {1000 * t:.0f} | {1000 * d:.0f} | {d / t:.2f}x |")
     if args.sac_rounds > 0:
         sac_arms = ["default", "channels_last"] + (["bf16"] if bf16_ok else [])
         print(f"\n## end to end: CurlSAC('curl') env steps/s, batch {args.sac_batch}, 1 update/step, tuned allocator")

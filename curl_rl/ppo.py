@@ -62,9 +62,12 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
     """
 
     def __init__(
-        self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any
+        self, policy: Any, env: Any, *args: Any, aux: Any = "none",
+        routing: str = "auto",
+        performance: Any = None,
+        **kwargs: Any
     ) -> None:
-        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"))
+        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"), performance)
         self._check_device(kwargs.get("device", "auto"))
         super().__init__(policy, env, *args, **kwargs)
 

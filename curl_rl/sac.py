@@ -34,9 +34,12 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
     """
 
     def __init__(
-        self, policy: Any, env: Any, *args: Any, aux: Any = "none", routing: str = "auto", **kwargs: Any
+        self, policy: Any, env: Any, *args: Any, aux: Any = "none",
+        routing: str = "auto",
+        performance: Any = None,
+        **kwargs: Any
     ) -> None:
-        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"))
+        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"), performance)
         self._check_device(kwargs.get("device", "auto"))
         if self._resolved_routing() == "curl":
             policy = routed_policy(policy, CurlRoutedSACPolicy, SAC.policy_aliases)
@@ -50,6 +53,20 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         self._setup_off_policy_aux()
         super()._setup_model()
         self._setup_aux(self.critic.features_extractor)
+
+    def _critic_for_actor(self, obs: Any, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+        """Q-values for the actor loss; under CURL routing the encoder output is detached.
+
+        CURL's ``detach_encoder=True``: the actor loss never steps the encoder (the actor optimizer
+        leaves it out, and the critic's ``zero_grad`` clears what reaches it), so its backward
+        through the convolutions was wasted work. The forward is unchanged (same kernels, grad on),
+        so training is bit-identical.
+        """
+        if self._resolved_routing() != "curl":
+            return self.critic(obs, actions)
+        features = self.critic.extract_features(obs, self.critic.features_extractor).detach()
+        qvalue_input = th.cat([features, actions], dim=1)
+        return tuple(q_net(qvalue_input) for q_net in self.critic.q_networks)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         # Switch to train mode (this affects batch norm / dropout)
@@ -137,7 +154,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
             # Compute actor loss
             # Alternative: actor_loss = th.mean(log_prob - qf1_pi)
             # Min over all critic networks
-            q_values_pi = th.cat(self.critic(obs, actions_pi), dim=1)  # curl_rl: obs
+            q_values_pi = th.cat(self._critic_for_actor(obs, actions_pi), dim=1)  # curl_rl: obs, detached encoder
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
             actor_losses.append(actor_loss.item())

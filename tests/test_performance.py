@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,14 @@ def _batch(n: int = 5) -> torch.Tensor:
     return torch.rand(n, 6, 24, 24, generator=torch.Generator().manual_seed(1))
 
 
+# Once the algorithms take ``performance=`` (applied in ``_setup_aux``), the models here are built
+# with every switch off and switched explicitly by the tests; before that, they are built plain.
+WIRED = "performance" in inspect.signature(CurlSAC.__init__).parameters
+OFF: dict[str, Any] = {"performance": "off"} if WIRED else {}
+
+
 def _sac(seed: int = 0, **extra: Any) -> CurlSAC:
-    return CurlSAC("CnnPolicy", DotEnv(continuous=True), aux="curl", seed=seed, **{**SAC_KW, **extra})
+    return CurlSAC("CnnPolicy", DotEnv(continuous=True), aux="curl", seed=seed, **{**SAC_KW, **OFF, **extra})
 
 
 # -- config ---------------------------------------------------------------------------------
@@ -193,8 +200,9 @@ def test_off_is_bit_identical_and_auto_leaves_aux_none_alone() -> None:
     switched.learn(60)
     for (name, a), b in zip(plain.policy.state_dict().items(), switched.policy.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+    # built with the default ("auto" once wired): aux="none" promises SB3's arithmetic, so auto is off
     none = CurlPPO("CnnPolicy", DotEnv(), aux="none", n_steps=32, batch_size=16, policy_kwargs=SMALL, device="cpu")
-    apply_performance(none, "auto")  # aux="none" promises SB3's arithmetic: "auto" is off there
+    apply_performance(none, "auto")
     assert applied_performance(none.policy.features_extractor) == PerformanceConfig.off()
     apply_performance(none, CL)  # an explicit switch still applies
     assert applied_performance(none.policy.features_extractor) == CL
@@ -212,7 +220,7 @@ def test_save_load_round_trip_across_switches(tmp_path: Path, saved_with: Perfor
     obs = np.stack([DotEnv(continuous=True).reset(seed=s)[0] for s in range(4)])
     saved_state = {k: v.clone() for k, v in model.policy.state_dict().items()}
 
-    plain = CurlSAC.load(path, env=DotEnv(continuous=True), device="cpu")  # switches off
+    plain = CurlSAC.load(path, env=DotEnv(continuous=True), device="cpu", **OFF)  # switches off
     assert plain.policy.state_dict().keys() == saved_state.keys()
     for name, value in plain.policy.state_dict().items():
         assert torch.equal(value, saved_state[name]), name
@@ -225,7 +233,7 @@ def test_save_load_round_trip_across_switches(tmp_path: Path, saved_with: Perfor
     model_actions, _ = model.predict(obs, deterministic=True)
     np.testing.assert_allclose(plain_actions, model_actions, atol=5e-2 if saved_with.bf16 else 1e-5)
 
-    other = CurlSAC.load(path, env=DotEnv(continuous=True), device="cpu")  # loaded, then other switches
+    other = CurlSAC.load(path, env=DotEnv(continuous=True), device="cpu", **OFF)  # then other switches
     apply_performance(other, BF16 if saved_with == CL else "off")
     other.learn(20, reset_num_timesteps=False)  # optimizer state saved in NHWC drives NCHW parameters
     assert all(torch.isfinite(p).all() for p in other.policy.parameters())
@@ -234,9 +242,24 @@ def test_save_load_round_trip_across_switches(tmp_path: Path, saved_with: Perfor
 @pytest.mark.slow
 def test_compiled_model_trains_and_round_trips(tmp_path: Path) -> None:
     model = _sac(seed=2)
-    apply_performance(model, PerformanceConfig(True, True, False))
+    with pytest.warns(RuntimeWarning, match="compile=True on CPU"):
+        apply_performance(model, PerformanceConfig(True, True, False))
     model.learn(40)  # compiles the graphs for acting, the critic, its target and the key encoder
     model.save(tmp_path / "sac.zip")
-    loaded = CurlSAC.load(tmp_path / "sac.zip", env=DotEnv(continuous=True), device="cpu")
+    loaded = CurlSAC.load(tmp_path / "sac.zip", env=DotEnv(continuous=True), device="cpu", **OFF)
     for name, value in loaded.policy.state_dict().items():
         assert torch.equal(value, model.policy.state_dict()[name]), name
+
+
+@pytest.mark.skipif(not WIRED, reason="the algorithms do not take performance= yet")
+def test_performance_kwarg_is_applied_at_build_and_load_and_can_be_overridden(tmp_path: Path) -> None:
+    model = _sac(performance=CL)
+    assert all(applied_performance(m) == CL for m in encoder_modules(model).values())
+    model.save(tmp_path / "sac.zip")
+    again = CurlSAC.load(tmp_path / "sac.zip", env=DotEnv(continuous=True), device="cpu")
+    assert all(applied_performance(m) == CL for m in encoder_modules(again).values())  # saved switches
+    off = CurlSAC.load(tmp_path / "sac.zip", env=DotEnv(continuous=True), device="cpu", performance="off")
+    assert all(applied_performance(m) == PerformanceConfig.off() for m in encoder_modules(off).values())
+    auto = _sac(performance=None)  # the default: "auto", i.e. this device's measured defaults
+    expected = resolve_auto(PerformanceConfig(), "cpu")
+    assert all(applied_performance(m) == expected for m in encoder_modules(auto).values())

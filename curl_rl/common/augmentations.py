@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from curl_rl.common.config import AuxConfig
 
@@ -40,6 +41,39 @@ def crop_at(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: i
     picked = images.gather(2, rows)
     cols = (left.view(b, 1) + ar).clamp(0, w - 1).view(b, 1, 1, size).expand(b, c, size, size)
     return picked.gather(3, cols)
+
+
+def window_crop(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop at in-range per-sample offsets with one ``index_select`` of overlapping window views.
+
+    Window ``k`` of the flat storage is the ``(C, size, size)`` crop whose first element sits at
+    flat offset ``k`` (an ``as_strided`` view: nothing is copied to build it), so selecting the B
+    start offsets copies whole rows. ``gather`` (:func:`crop_at`) reads an int64 index per byte
+    moved, which made it 15x slower than this on a CPU (docs/perf_notes.md).
+
+    :param images: ``(B, C, H, W)`` batch.
+    :param top: ``(B,)`` row offsets in ``[0, H - size]`` (not checked: a check costs a host sync).
+    :param left: ``(B,)`` column offsets in ``[0, W - size]``.
+    :param size: side of the square window.
+    :return: ``(B, C, size, size)``, contiguous, with the input dtype.
+    """
+    b, c, h, w = images.shape
+    flat = images.contiguous().view(-1)
+    extent = (c - 1) * h * w + (size - 1) * w + size
+    windows = flat.as_strided((flat.numel() - extent + 1, c, size, size), (1, h * w, w, 1))
+    start = torch.arange(b, device=images.device) * (c * h * w) + top * w + left
+    return windows.index_select(0, start)
+
+
+def replicate_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
+    """Replicate-pad the last two dims by ``pad`` (any dtype; integer support in ``F.pad`` is recent)."""
+    try:
+        return F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    except (RuntimeError, NotImplementedError):
+        rows = torch.cat(
+            [images[:, :, :1].expand(-1, -1, pad, -1), images, images[:, :, -1:].expand(-1, -1, pad, -1)], 2
+        )
+        return torch.cat([rows[..., :1].expand(-1, -1, -1, pad), rows, rows[..., -1:].expand(-1, -1, -1, pad)], 3)
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -80,7 +114,7 @@ class RandomCrop(Augmentation):
         b, _, h, w = images.shape
         top = torch.randint(0, h - self.size + 1, (b,), generator=generator, device=images.device)
         left = torch.randint(0, w - self.size + 1, (b,), generator=generator, device=images.device)
-        return crop_at(images, top, left, self.size)
+        return window_crop(images, top, left, self.size)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return self.size, self.size
@@ -89,8 +123,8 @@ class RandomCrop(Augmentation):
 class RandomShift(Augmentation):
     """DrQ's random shift: replicate-pad by ``pad`` then crop back to the input size.
 
-    Integer shifts gathered directly, which equals DrQ-v2's bilinear ``grid_sample`` at integer
-    offsets but keeps uint8 and costs one gather.
+    Integer shifts cropped from the replicate-padded batch, which equals DrQ-v2's bilinear
+    ``grid_sample`` at integer offsets but keeps uint8 and costs one pad and one row copy.
 
     :param pad: padding on each side; shifts lie in ``[-pad, pad]``.
     """
@@ -104,10 +138,10 @@ class RandomShift(Augmentation):
         b, _, h, w = images.shape
         if h != w:
             raise ValueError(f"random shift needs square images, got {h}x{w}")
-        # offsets relative to the unpadded image; crop_at's clamping plays the replicate padding
-        top = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device) - self.pad
-        left = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device) - self.pad
-        return crop_at(images, top, left, h)
+        # the same draws as before (offsets into the padded image), so seeded runs are unchanged
+        top = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device)
+        left = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device)
+        return window_crop(replicate_pad(images, self.pad), top, left, h)
 
 
 class _FrameWise(Augmentation):

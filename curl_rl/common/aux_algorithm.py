@@ -22,6 +22,7 @@ from torch import nn
 from curl_rl.common.aux_head import AuxiliaryHead, ObsT
 from curl_rl.common.config import AuxConfig, resolve_aux_config
 from curl_rl.common.encoder import CenterCropExtractor
+from curl_rl.common.performance import PerformanceConfig, apply_performance, resolve_performance_config
 
 ROUTINGS = ("auto", "sb3", "curl")
 NAN_MESSAGE = (
@@ -51,7 +52,9 @@ class AuxAlgorithmMixin:
     _current_progress_remaining: float
 
     # -- construction -----------------------------------------------------------------------
-    def _init_aux(self, aux: Any, routing: str, policy_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _init_aux(
+        self, aux: Any, routing: str, policy_kwargs: dict[str, Any] | None, performance: Any = None
+    ) -> dict[str, Any] | None:
         """Resolve the config and adjust ``policy_kwargs`` before SB3's constructor runs.
 
         :param aux: preset name, dict or ``AuxConfig``.
@@ -60,6 +63,7 @@ class AuxAlgorithmMixin:
         :return: policy kwargs to hand to SB3.
         """
         self.aux_config = resolve_aux_config(aux)
+        self.performance: PerformanceConfig | Any = resolve_performance_config(performance)
         if routing not in ROUTINGS:
             raise ValueError(f"routing={routing!r} is not one of {list(ROUTINGS)}")
         self.routing = routing
@@ -174,6 +178,7 @@ class AuxAlgorithmMixin:
         self._aux_encoder = encoder
         if not self.aux_config.is_active:
             self.aux_head, self.aux_optimizer = None, None
+            apply_performance(self, getattr(self, "performance", None))
             return
         policy = self.policy
         # without a user seed, draw from numpy's global RNG, which SB3 seeds when it is given one
@@ -187,6 +192,8 @@ class AuxAlgorithmMixin:
         )
         params = self.aux_head.trainable_parameters()
         self.aux_optimizer = torch.optim.Adam(params, lr=self.aux_config.lr) if params else None
+        # last: the head's key encoder exists and no optimizer has state yet
+        apply_performance(self, getattr(self, "performance", None))
 
     def learn(self, *args: Any, **kwargs: Any) -> Any:
         """SB3's ``learn``; reports NaN weights left by a non-finite auxiliary loss as that loss's error.
