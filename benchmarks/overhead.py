@@ -54,8 +54,9 @@ def measure(algo: str, arms: tuple[str, str], args: argparse.Namespace) -> dict[
     """Alternate ``rounds`` chunks of ``chunk`` env steps per arm; return steps/s per arm."""
     chunk = args.ppo_chunk if algo == "ppo" else args.sac_chunk
     models = {arm: _build(algo, arm, args) for arm in arms}
-    for model in models.values():  # warm-up: fills SAC's buffer past learning_starts, JIT-free caches
-        model.learn(chunk, reset_num_timesteps=False)
+    for model in models.values():
+        # warm-up, untimed: SAC's buffer past learning_starts, allocator and caches settled
+        model.learn(chunk + int(getattr(model, "learning_starts", 0)), reset_num_timesteps=False)
     spent = dict.fromkeys(arms, 0.0)
     steps = dict.fromkeys(arms, 0)
     for r in range(args.rounds):

@@ -362,6 +362,8 @@ def _write_config(spec: RunSpec, model: BaseAlgorithm, probe_frames: int | None)
         "aux": plain(getattr(model, "aux_config").to_dict()),  # noqa: B009 - every curl_rl model has it
         "aux_overrides": sections["aux"] if spec.arm != "none" else {},
         "sb3_effective": _effective_hyperparams(model, cfg.algo),
+        # how the encoders compute (channels_last ...), resolved for this device
+        "performance": plain(getattr(model, "performance", None)),
         "tensorboard": plain(spec.tensorboard),
         "versions": versions(),
     }
