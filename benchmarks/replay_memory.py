@@ -45,9 +45,7 @@ def rss_bytes() -> int:
     raise RuntimeError("VmRSS not found in /proc/self/status")
 
 
-def sb3_allocated_bytes(
-    n: int, obs_shape: tuple[int, ...], action_dim: int, optimize: bool, n_envs: int = 1
-) -> int:
+def sb3_allocated_bytes(n: int, obs_shape: tuple[int, ...], action_dim: int, optimize: bool, n_envs: int = 1) -> int:
     """Bytes of SB3 ReplayBuffer's arrays: uint8 obs; float32 actions, rewards, dones, timeouts."""
     rows = max(n // n_envs, 1)
     obs = rows * n_envs * int(np.prod(obs_shape))
@@ -159,14 +157,10 @@ def isolated(**kwargs: Any) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--transitions", type=int, default=100_000, help="buffer size to report")
     parser.add_argument("--sb3-fill", type=int, default=10_000, help="SB3 buffer size filled for real")
-    parser.add_argument(
-        "--pixel-fill", type=int, default=100_000, help="PixelReplayBuffer size filled for real"
-    )
+    parser.add_argument("--pixel-fill", type=int, default=100_000, help="PixelReplayBuffer size filled for real")
     parser.add_argument("--episode-length", type=int, default=250, help="steps per synthetic episode")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--horizon", type=int, default=3, help="K for sample_sequences timing")
@@ -181,12 +175,8 @@ def main() -> None:
         "repeats": args.repeats,
         "threads": args.threads,
     }
-    print(
-        f"# replay memory benchmark: obs {OBS_SHAPE} uint8, {K} stacked RGB frames, action_dim {ACTION_DIM}"
-    )
-    print(
-        f"# host {platform.node()} | {os.cpu_count()} CPUs | numpy {np.__version__} | torch {th.__version__}"
-    )
+    print(f"# replay memory benchmark: obs {OBS_SHAPE} uint8, {K} stacked RGB frames, action_dim {ACTION_DIM}")
+    print(f"# host {platform.node()} | {os.cpu_count()} CPUs | numpy {np.__version__} | torch {th.__version__}")
     print(
         f"# episode length {args.episode_length}, batch {args.batch_size}, horizon {args.horizon}, "
         f"torch threads {args.threads}, MALLOC_MMAP_MAX_={os.environ.get('MALLOC_MMAP_MAX_', 'unset')}; "

@@ -25,10 +25,14 @@ class CurlA2C(OnPolicyAuxMixin, A2C):
     """
 
     def __init__(
-        self, policy: Any, env: Any, *args: Any, aux: Any = "none",
+        self,
+        policy: Any,
+        env: Any,
+        *args: Any,
+        aux: Any = "none",
         routing: str = "auto",
         performance: Any = None,
-        **kwargs: Any
+        **kwargs: Any,
     ) -> None:
         kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"), performance)
         self._check_device(kwargs.get("device", "auto"))

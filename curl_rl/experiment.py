@@ -36,6 +36,7 @@ import torch
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from curl_rl import ALGOS
@@ -49,6 +50,7 @@ from curl_rl.callbacks import (
     ProgressBarCallback,
     aux_metric_tags,
 )
+from curl_rl.common.performance import PerformanceConfig, resolve_auto
 from curl_rl.probe import ProbeData, RepresentationProbe, collect_probe_frames
 from curl_rl.run_config import (
     ExperimentConfig,
@@ -237,6 +239,9 @@ def build_model(
     kwargs = {**config.model_kwargs(), **overrides}
     if isinstance(kwargs.get("action_noise"), dict):
         kwargs["action_noise"] = _action_noise(config, kwargs["action_noise"], env.action_space)
+    # the device's speed switches, resolved here and passed explicitly, so every arm (none included)
+    # runs the same kernels and arms differ only in their objective
+    kwargs.setdefault("performance", resolve_auto(PerformanceConfig(), get_device(device)))
     return cls(
         config.policy,
         env,

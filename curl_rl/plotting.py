@@ -187,12 +187,8 @@ def plot_aux_metrics(
             with np.errstate(all="ignore"):
                 finite = np.isfinite(values)
                 counts = finite.sum(axis=0)
-                mean = np.where(
-                    counts > 0, np.where(finite, values, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan
-                )
-            (line,) = ax.plot(
-                grid, mean, color=colors[arm], linewidth=1.6, marker="o" if grid.size == 1 else None
-            )
+                mean = np.where(counts > 0, np.where(finite, values, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan)
+            (line,) = ax.plot(grid, mean, color=colors[arm], linewidth=1.6, marker="o" if grid.size == 1 else None)
             handles.setdefault(arm, line)
         ax.set_title(AUX_METRIC_LABELS.get(tag, tag), fontsize="medium")
         ax.set_ylabel(tag, fontsize="small")

@@ -147,9 +147,7 @@ def stratified_bootstrap_ci(
     idx = _resample_indices(rng, n_runs, n_tasks, n_boot)
     task_cols = np.arange(n_tasks)[None, None, :]
     resampled = arr[idx, task_cols]  # (n_boot, n_runs, n_tasks)
-    replicates = np.fromiter(
-        (float(statistic(resampled[b])) for b in range(n_boot)), dtype=np.float64, count=n_boot
-    )
+    replicates = np.fromiter((float(statistic(resampled[b])) for b in range(n_boot)), dtype=np.float64, count=n_boot)
     low, high = _percentile_interval(replicates, confidence)
     return point, low, high
 

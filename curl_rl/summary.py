@@ -391,9 +391,7 @@ def _arm_summary(
             "min": float(finals.min()),
             "max": float(finals.max()),
         }
-        out["iqm"] = _ci(
-            *stratified_bootstrap_ci(finals, iqm, n_boot=n_boot, confidence=confidence, seed=seed)
-        )
+        out["iqm"] = _ci(*stratified_bootstrap_ci(finals, iqm, n_boot=n_boot, confidence=confidence, seed=seed))
         auc_point, auc_low, auc_high = stratified_bootstrap_ci(
             aucs, np.mean, n_boot=n_boot, confidence=confidence, seed=seed
         )
@@ -464,14 +462,10 @@ def _summarize_runs(
     elif baseline not in by_arm:
         notes.append(f"baseline arm {baseline!r} not found: no probability of improvement computed")
     elif not base_used:
-        notes.append(
-            f"baseline arm {baseline!r} has no finished seed: no probability of improvement computed"
-        )
+        notes.append(f"baseline arm {baseline!r} has no finished seed: no probability of improvement computed")
 
     arm_stats = {
-        arm: _arm_summary(
-            arm, by_arm[arm], baseline_finals, baseline_seeds, baseline, n_boot, confidence, seed
-        )
+        arm: _arm_summary(arm, by_arm[arm], baseline_finals, baseline_seeds, baseline, n_boot, confidence, seed)
         for arm in arms
     }
 
@@ -586,9 +580,7 @@ def _title(summary: Mapping[str, Any]) -> str:
 
 def _curves_and_aux(
     runs: Sequence[RunRecord], include_unfinished: bool
-) -> tuple[
-    dict[str, list[tuple[FloatArray, FloatArray]]], dict[str, dict[str, list[tuple[FloatArray, FloatArray]]]]
-]:
+) -> tuple[dict[str, list[tuple[FloatArray, FloatArray]]], dict[str, dict[str, list[tuple[FloatArray, FloatArray]]]]]:
     picked = [r for r in runs if r.has_evals and (r.usable or include_unfinished)]
     curves: dict[str, list[tuple[FloatArray, FloatArray]]] = {}
     for r in picked:
@@ -745,9 +737,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     if summary.get("algo"):
         meta.append(f"algo **{summary['algo']}**")
     meta.append(f"baseline **{baseline}**")
-    meta.append(
-        f"{pct} CIs: percentile stratified bootstrap, {summary['n_boot']} resamples, seed {summary['seed']}"
-    )
+    meta.append(f"{pct} CIs: percentile stratified bootstrap, {summary['n_boot']} resamples, seed {summary['seed']}")
     lines += [", ".join(meta) + ".", ""]
 
     header = [
@@ -819,9 +809,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["## Notes", ""] + [f"- {n}" for n in summary["notes"]] + [""]
     if summary["failed_runs"]:
         lines += ["## Failed runs", ""]
-        lines += [
-            f"- `{f['arm']}/seed{f['seed']}`: {_error_line(f['error'])}" for f in summary["failed_runs"]
-        ]
+        lines += [f"- `{f['arm']}/seed{f['seed']}`: {_error_line(f['error'])}" for f in summary["failed_runs"]]
         lines.append("")
     if summary["excluded_runs"]:
         lines += ["## Other runs not in the statistics", ""]

@@ -48,6 +48,13 @@ def test_learns_a_few_hundred_steps(algo: str, aux: str) -> None:
         assert 0.0 < logged["aux/future/valid_fraction"] <= 1.0
 
 
+def test_aux_batch_subset_of_the_minibatch() -> None:
+    model = make("ppo", {"preset": "curl+future", "batch_size": 8})
+    model.learn(128)
+    assert np.isfinite(model.logger.name_to_value["aux/loss"])
+    make("sac", {"preset": "curl+future", "batch_size": 8}).learn(80)
+
+
 @pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
 @pytest.mark.parametrize("aux", ["atc", "spr", "triplet", "aug"])
 def test_other_presets_run(algo: str, aux: str) -> None:

@@ -176,18 +176,14 @@ def _fill_known(buf: SequenceReplayBuffer, dones: list[list[int]], truncs: list[
         nxt = obs + np.array([0, 1, 1, 0], dtype=np.float32)
         done = np.array(done_row, dtype=np.float32)
         infos = [{"TimeLimit.truncated": bool(t)} for t in trunc_row]
-        buf.add(
-            obs, nxt, np.full((n_envs, 1), time, np.float32), np.full(n_envs, time, np.float32), done, infos
-        )
+        buf.add(obs, nxt, np.full((n_envs, 1), time, np.float32), np.full(n_envs, time, np.float32), done, infos)
         written[buf.pos - 1 if buf.pos > 0 else buf.buffer_size - 1] = time
         step = np.where(done > 0, 0, step + 1)
         episode = np.where(done > 0, episode + 1, episode)
     return written
 
 
-def _brute_force_valid(
-    buf: SequenceReplayBuffer, written: np.ndarray, t: int, e: int, horizon: int
-) -> list[bool]:
+def _brute_force_valid(buf: SequenceReplayBuffer, written: np.ndarray, t: int, e: int, horizon: int) -> list[bool]:
     out = [True]
     for j in range(1, horizon + 1):
         prev = (t + j - 1) % buf.buffer_size
@@ -233,9 +229,7 @@ def test_valid_mask_hand_built() -> None:
     horizon=st.integers(1, 6),
 )
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_valid_mask_matches_brute_force(
-    seed: int, buffer_size: int, n_steps: int, n_envs: int, horizon: int
-) -> None:
+def test_valid_mask_matches_brute_force(seed: int, buffer_size: int, n_steps: int, n_envs: int, horizon: int) -> None:
     rng = np.random.default_rng(seed)
     buf = _vector_buffer(buffer_size * n_envs, n_envs=n_envs)
     dones = (rng.random((n_steps, n_envs)) < 0.2).astype(int)
@@ -458,9 +452,7 @@ def test_pixel_buffer_constructor_checks() -> None:
     assert PixelReplayBuffer(10, spaces.Box(0, 255, (20, 20, 9), np.uint8), act).channels_first is False
     forced = PixelReplayBuffer(10, spaces.Box(0, 255, (6, 4, 5), np.uint8), act, channels_first=True)
     assert forced.frame_shape == (2, 4, 5)
-    auto = PixelReplayBuffer(
-        10, spaces.Box(0, 255, (9, 20, 20), np.uint8), act, device="cpu", device_storage="auto"
-    )
+    auto = PixelReplayBuffer(10, spaces.Box(0, 255, (9, 20, 20), np.uint8), act, device="cpu", device_storage="auto")
     assert auto.storage_device is None  # "auto" keeps CPU buffers in host memory
 
 
@@ -481,9 +473,7 @@ class _TinyImageEnv(gym.Env):
         frame[14:22, self.x : self.x + 6] = (255, 128, 30)
         return frame
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self.x = int(self.np_random.integers(0, 30))
         return self._render_frame(), {}

@@ -78,9 +78,7 @@ def experiment(tmp_path: Path) -> Path:
         "timesteps,aux/loss,aux/accuracy,aux/pos_neg_gap,aux/embedding_std,aux/probe_r2\n"
         "1000,2.0,0.5,0.1,0.9,\n2000,1.5,0.7,0.3,0.8,{p2}\n3000,1.0,0.9,0.5,0.7,{p3}\n"
     )
-    _make_run(
-        root, "curl", 0, returns=[0, 4, 7, 9], aux_text=curl_aux.format(p2=0.4, p3=""), steps_per_s=80.0
-    )
+    _make_run(root, "curl", 0, returns=[0, 4, 7, 9], aux_text=curl_aux.format(p2=0.4, p3=""), steps_per_s=80.0)
     # A row cut by a killed writer and followed by a resumed run's rows: the 1500 row must be skipped.
     _make_run(
         root,
@@ -242,8 +240,7 @@ def test_order_arms() -> None:
 def test_read_numeric_csv_skips_garbage(tmp_path: Path) -> None:
     path = tmp_path / "evaluations.csv"
     path.write_bytes(
-        EVAL_HEADER.encode()
-        + b"0,1.5,0.1,5\n\x00\x00\x00\x00\n1000,abc,0.1,5\n2000,,0.1,5\n3000,2.5,,5\r\n4000,3."
+        EVAL_HEADER.encode() + b"0,1.5,0.1,5\n\x00\x00\x00\x00\n1000,abc,0.1,5\n2000,,0.1,5\n3000,2.5,,5\r\n4000,3."
     )
     data = read_numeric_csv(path, required=("timesteps", "mean_return"))
     np.testing.assert_array_equal(data.columns["timesteps"], [0, 3000])

@@ -163,7 +163,7 @@ class AuxAlgorithmMixin:
                     f"{cfg.frame_channels}; set frame_channels to a divisor of {c}"
                 )
         need = cfg.min_batch_size()
-        batch = cfg.batch_size or rl_batch_size
+        batch = min(cfg.batch_size or rl_batch_size or 0, rl_batch_size or cfg.batch_size or 0) or None
         if batch is not None and batch < need:
             raise ValueError(
                 f"aux '{cfg.name}' needs a batch of at least {need} for its negatives, got {batch}; "
@@ -268,6 +268,11 @@ class AuxAlgorithmMixin:
         encoder = self._aux_encoder
         if self.aux_optimizer is not None:
             self.aux_optimizer.zero_grad(set_to_none=True)
+        rows = cfg.batch_size
+        if rows is not None and rows < _batch_rows(obs):
+            # the minibatch is already a random draw, so its first rows are a random subset
+            obs = _take(obs, rows)
+            anchor_features = None if anchor_features is None else anchor_features[:rows]
         if anchor_features is None:
             anchor_features = head.encode_online(encoder, head.augment(obs))
         total = torch.zeros((), device=self.device)
@@ -280,6 +285,8 @@ class AuxAlgorithmMixin:
             if windows is None:
                 raise RuntimeError("this algorithm gave no future windows for the future objective")
             anchor_obs, future_obs, actions, valid = windows
+            if anchor_obs is None and rows is not None:
+                future_obs, actions, valid = _take(future_obs, rows), actions[:rows], valid[:rows]
             future_anchor = (
                 anchor_features if anchor_obs is None else head.encode_online(encoder, head.augment(anchor_obs))
             )
@@ -352,6 +359,14 @@ class AuxAlgorithmMixin:
             self._aux_stats_list(f"{prefix}/{name}").append(value.detach())
             if name in ("accuracy", "gap", "embedding_std") and prefix == "instance":
                 self._aux_stats_list(name).append(value.detach())
+
+
+def _batch_rows(obs: ObsT) -> int:
+    return int(next(iter(obs.values())).shape[0]) if isinstance(obs, dict) else int(obs.shape[0])
+
+
+def _take(obs: ObsT, rows: int) -> ObsT:
+    return {k: v[:rows] for k, v in obs.items()} if isinstance(obs, dict) else obs[:rows]
 
 
 def _image_spaces(space: gym.Space) -> dict[str, gym.spaces.Box]:

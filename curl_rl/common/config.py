@@ -61,8 +61,10 @@ class AuxConfig:
     :param weight_schedule: how the weight changes over training progress.
     :param lr: learning rate of the auxiliary head's own parameters (W, projector, predictors).
     :param grad_clip: max gradient norm of the auxiliary head's parameters (``None``: no clip).
-    :param batch_size: auxiliary batch for separately sampled batches (off-policy futures);
-        ``None`` uses the RL batch size.
+    :param batch_size: rows the auxiliary loss uses: a random subset of each RL minibatch (its
+        anchors still come from the RL forward pass), and the size of separately sampled batches
+        (off-policy future windows); ``None`` uses the whole RL minibatch. Smaller is cheaper (the
+        key encoder runs on fewer rows) at the price of fewer negatives.
     :param nan_policy: ``"raise"`` stops training on a non-finite auxiliary loss (checked once per
         ``train()`` call, no per-step sync); ``"skip"`` drops the offending update and counts it
         (one host sync per update).

@@ -113,9 +113,7 @@ class SequenceReplayBuffer(ReplayBuffer):
         return int(sum(a.nbytes for a in arrays))
 
     # ------------------------------------------------------------------ sequence sampling
-    def sample_sequences(
-        self, batch_size: int, horizon: int, env: VecNormalize | None = None
-    ) -> SequenceSamples:
+    def sample_sequences(self, batch_size: int, horizon: int, env: VecNormalize | None = None) -> SequenceSamples:
         """
         Sample ``batch_size`` windows ``o_t .. o_{t+horizon}`` of one env column each.
 
@@ -365,9 +363,7 @@ class PixelReplayBuffer(SequenceReplayBuffer):
             self._frames_np = np.zeros((capacity, *self.frame_shape), dtype=self._frame_dtype)
         else:
             torch_dtype = th.as_tensor(np.zeros(0, dtype=self._frame_dtype)).dtype
-            self._frames_th = th.zeros(
-                (capacity, *self.frame_shape), dtype=torch_dtype, device=self._storage_device
-            )
+            self._frames_th = th.zeros((capacity, *self.frame_shape), dtype=torch_dtype, device=self._storage_device)
         self._capacity = capacity
         self._refcount = np.zeros(capacity, dtype=np.int32)
         self._high_water = 0  # slots [0, high_water) have been handed out at least once
