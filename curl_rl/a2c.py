@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import A2C
@@ -20,23 +18,9 @@ from curl_rl.ppo import OnPolicyAuxMixin
 class CurlA2C(OnPolicyAuxMixin, A2C):
     """A2C with a contrastive / predictive auxiliary loss on its features extractor.
 
-    Takes every argument of :class:`stable_baselines3.A2C`, plus ``aux`` and ``routing`` as in
+    Takes every argument of :class:`stable_baselines3.A2C`, plus ``aux``, ``routing`` and ``performance`` as in
     :class:`~curl_rl.CurlPPO`. ``aux="none"`` trains exactly like SB3's A2C.
     """
-
-    def __init__(
-        self,
-        policy: Any,
-        env: Any,
-        *args: Any,
-        aux: Any = "none",
-        routing: str = "auto",
-        performance: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"), performance)
-        self._check_device(kwargs.get("device", "auto"))
-        super().__init__(policy, env, *args, **kwargs)
 
     def _setup_model(self) -> None:
         self._setup_on_policy_aux(self.n_steps * self.n_envs if hasattr(self, "n_envs") else None)

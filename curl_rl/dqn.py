@@ -7,8 +7,6 @@ our lines are marked ``# curl_rl``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN
@@ -25,20 +23,6 @@ class CurlDQN(OffPolicyAuxMixin, DQN):
     :class:`~curl_rl.CurlPPO`) and ``routing`` (accepted for a uniform interface; DQN has one
     encoder). ``aux="none"`` trains exactly like SB3's DQN.
     """
-
-    def __init__(
-        self,
-        policy: Any,
-        env: Any,
-        *args: Any,
-        aux: Any = "none",
-        routing: str = "auto",
-        performance: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"), performance)
-        self._check_device(kwargs.get("device", "auto"))
-        super().__init__(policy, env, *args, **kwargs)
 
     def _setup_model(self) -> None:
         self._setup_off_policy_aux()

@@ -59,21 +59,9 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
         (``{"preset": "curl", "tau": 0.01}``) or an :class:`~curl_rl.AuxConfig`.
         ``"none"`` trains exactly like SB3's PPO.
     :param routing: accepted for a uniform interface; PPO always shares one extractor.
+    :param performance: speed switches for every encoder (``"auto"``, ``"off"``, a dict or a
+        :class:`~curl_rl.common.performance.PerformanceConfig`); state-dict compatible.
     """
-
-    def __init__(
-        self,
-        policy: Any,
-        env: Any,
-        *args: Any,
-        aux: Any = "none",
-        routing: str = "auto",
-        performance: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"), performance)
-        self._check_device(kwargs.get("device", "auto"))
-        super().__init__(policy, env, *args, **kwargs)
 
     def _setup_model(self) -> None:
         self._setup_on_policy_aux(self.batch_size)

@@ -31,27 +31,18 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         ``"none"`` with ``routing="auto"`` trains exactly like SB3's SAC.
     :param routing: ``"curl"`` (critic + aux train one encoder, actor detached), ``"sb3"`` (SB3's
         defaults) or ``"auto"`` (``"curl"`` when the aux config is active, else ``"sb3"``).
+    :param performance: speed switches for every encoder (``"auto"``, ``"off"``, a dict or a
+        :class:`~curl_rl.common.performance.PerformanceConfig`); state-dict compatible.
     """
 
-    def __init__(
-        self,
-        policy: Any,
-        env: Any,
-        *args: Any,
-        aux: Any = "none",
-        routing: str = "auto",
-        performance: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"), performance)
-        self._check_device(kwargs.get("device", "auto"))
+    def _route_policy(self, policy: Any, policy_kwargs: dict[str, Any]) -> Any:
         if self._resolved_routing() == "curl":
-            policy = routed_policy(policy, CurlRoutedSACPolicy, SAC.policy_aliases)
-        elif self.aux_config.has_loss and (kwargs.get("policy_kwargs") or {}).get("share_features_extractor"):
+            return routed_policy(policy, CurlRoutedSACPolicy, SAC.policy_aliases)
+        if self.aux_config.has_loss and policy_kwargs.get("share_features_extractor"):
             raise ValueError(
                 "with share_features_extractor=True SB3's critic does not train the encoder; use routing='curl'"
             )
-        super().__init__(policy, env, *args, **kwargs)
+        return policy
 
     def _setup_model(self) -> None:
         self._setup_off_policy_aux()

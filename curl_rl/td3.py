@@ -22,29 +22,18 @@ from curl_rl.common.routing import CurlRoutedTD3Policy, routed_policy
 class CurlTD3(OffPolicyAuxMixin, TD3):
     """TD3 with a contrastive / predictive auxiliary loss on the critic's encoder.
 
-    Takes every argument of :class:`stable_baselines3.TD3`, plus ``aux`` and ``routing`` as in
+    Takes every argument of :class:`stable_baselines3.TD3`, plus ``aux``, ``routing`` and ``performance`` as in
     :class:`~curl_rl.CurlSAC`. ``aux="none"`` trains exactly like SB3's TD3.
     """
 
-    def __init__(
-        self,
-        policy: Any,
-        env: Any,
-        *args: Any,
-        aux: Any = "none",
-        routing: str = "auto",
-        performance: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"), performance)
-        self._check_device(kwargs.get("device", "auto"))
+    def _route_policy(self, policy: Any, policy_kwargs: dict[str, Any]) -> Any:
         if self._resolved_routing() == "curl":
-            policy = routed_policy(policy, CurlRoutedTD3Policy, TD3.policy_aliases)
-        elif self.aux_config.has_loss and (kwargs.get("policy_kwargs") or {}).get("share_features_extractor"):
+            return routed_policy(policy, CurlRoutedTD3Policy, TD3.policy_aliases)
+        if self.aux_config.has_loss and policy_kwargs.get("share_features_extractor"):
             raise ValueError(
                 "with share_features_extractor=True the encoder is trained by the actor; use routing='curl'"
             )
-        super().__init__(policy, env, *args, **kwargs)
+        return policy
 
     def _setup_model(self) -> None:
         self._setup_off_policy_aux()

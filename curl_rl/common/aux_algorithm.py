@@ -52,6 +52,36 @@ class AuxAlgorithmMixin:
     _current_progress_remaining: float
 
     # -- construction -----------------------------------------------------------------------
+    def __init__(
+        self,
+        policy: Any,
+        env: Any,
+        *args: Any,
+        aux: Any = "none",
+        routing: str = "auto",
+        performance: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """The SB3 parent's constructor with three extra keywords (see the algorithm classes).
+
+        :param policy: as in SB3.
+        :param env: as in SB3.
+        :param args: the parent's other positional arguments.
+        :param aux: the auxiliary objective: preset name, dict of overrides or ``AuxConfig``.
+        :param routing: ``"auto"``, ``"sb3"`` or ``"curl"`` (SAC/TD3; others share one encoder).
+        :param performance: speed switches for every encoder (``PerformanceConfig``, dict, ``"auto"``,
+            ``"off"``).
+        :param kwargs: the parent's keyword arguments.
+        """
+        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"), performance)
+        self._check_device(kwargs.get("device", "auto"))
+        policy = self._route_policy(policy, kwargs.get("policy_kwargs") or {})
+        super().__init__(policy, env, *args, **kwargs)  # type: ignore[call-arg]
+
+    def _route_policy(self, policy: Any, policy_kwargs: dict[str, Any]) -> Any:
+        """The policy to build; SAC/TD3 swap in CURL-routed policies here."""
+        return policy
+
     def _init_aux(
         self, aux: Any, routing: str, policy_kwargs: dict[str, Any] | None, performance: Any = None
     ) -> dict[str, Any] | None:
