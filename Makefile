@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 
-.PHONY: install demo test test-slow lint typecheck format bench clean
+.PHONY: install demo test test-slow lint typecheck format bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,11 +41,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)  ## CPU benchmarks; results go to BENCHMARKS.md by hand, with command, machine and date
-	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/replay_memory.py
-	$(BIN)/python benchmarks/augmentation.py
-	$(BIN)/python benchmarks/encoder_efficiency.py
-	$(BIN)/python benchmarks/envs.py
+	$(BIN)/python -m benchmarks.overhead
+	$(BIN)/python -m benchmarks.replay_memory
+	$(BIN)/python -m benchmarks.augmentation --threads 1
+	$(BIN)/python -m benchmarks.encoder_efficiency
+	$(BIN)/python -m benchmarks.envs
+
+bench-gpu:  ## on a CUDA machine: CurlSAC vs SAC on DMC cartpole swingup, batch 512 (< 8 min)
+	bash benchmarks/gpu.sh
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

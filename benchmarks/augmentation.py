@@ -17,7 +17,7 @@ Arms, timed in alternating rounds (order reversed every other round):
 On CUDA the torch arms are also timed on the device (input already there, synchronised).
 The strided arms are checked to give exactly ``crop_at``'s output for the same offsets.
 
-    python benchmarks/augmentation.py
+    python -m benchmarks.augmentation
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ The allocator check runs the default arm in child processes with and without
 ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736``, alternating A/B/A/B, and reports the
 ratio. The switch table runs under the tuned allocator.
 
-    python benchmarks/encoder_efficiency.py                 # CPU: ~5 minutes on 2 cores
-    python benchmarks/encoder_efficiency.py --quick         # smaller: batch 128 only, fewer rounds
+    python -m benchmarks.encoder_efficiency                 # CPU: ~5 minutes on 2 cores
+    python -m benchmarks.encoder_efficiency --quick         # smaller: batch 128 only, fewer rounds
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ CurlSAC("aug"), the same augmentation, routing and encoder without the auxiliary
 built once, warmed up, then trained in alternating chunks so machine noise hits every arm alike;
 the ratio of summed steps/time per arm is reported.
 
-    python benchmarks/overhead.py --algo both
+    python -m benchmarks.overhead --algo both
 """
 
 from __future__ import annotations
