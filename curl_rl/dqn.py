@@ -24,11 +24,6 @@ class CurlDQN(OffPolicyAuxMixin, DQN):
     encoder). ``aux="none"`` trains exactly like SB3's DQN.
     """
 
-    def _setup_model(self) -> None:
-        self._setup_off_policy_aux()
-        super()._setup_model()
-        self._setup_aux(self.q_net.features_extractor)
-
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from curl_rl.common.feature_tap import FeatureTap
 from curl_rl.common.off_policy import OffPolicyAuxMixin
-from curl_rl.common.routing import CurlRoutedSACPolicy, routed_policy
+from curl_rl.common.routing import CurlRoutedSACPolicy
 
 
 class CurlSAC(OffPolicyAuxMixin, SAC):
@@ -35,19 +35,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         :class:`~curl_rl.common.performance.PerformanceConfig`); state-dict compatible.
     """
 
-    def _route_policy(self, policy: Any, policy_kwargs: dict[str, Any]) -> Any:
-        if self._resolved_routing() == "curl":
-            return routed_policy(policy, CurlRoutedSACPolicy, SAC.policy_aliases)
-        if self.aux_config.has_loss and policy_kwargs.get("share_features_extractor"):
-            raise ValueError(
-                "with share_features_extractor=True SB3's critic does not train the encoder; use routing='curl'"
-            )
-        return policy
-
-    def _setup_model(self) -> None:
-        self._setup_off_policy_aux()
-        super()._setup_model()
-        self._setup_aux(self.critic.features_extractor)
+    _routed_policy_class = CurlRoutedSACPolicy
 
     def _critic_for_actor(self, obs: Any, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         """Q-values for the actor loss; under CURL routing the encoder output is detached.

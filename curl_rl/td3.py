@@ -6,8 +6,6 @@ lines are marked ``# curl_rl``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch as th
 from stable_baselines3 import TD3
@@ -16,7 +14,7 @@ from torch.nn import functional as F
 
 from curl_rl.common.feature_tap import FeatureTap
 from curl_rl.common.off_policy import OffPolicyAuxMixin
-from curl_rl.common.routing import CurlRoutedTD3Policy, routed_policy
+from curl_rl.common.routing import CurlRoutedTD3Policy
 
 
 class CurlTD3(OffPolicyAuxMixin, TD3):
@@ -26,19 +24,7 @@ class CurlTD3(OffPolicyAuxMixin, TD3):
     :class:`~curl_rl.CurlSAC`. ``aux="none"`` trains exactly like SB3's TD3.
     """
 
-    def _route_policy(self, policy: Any, policy_kwargs: dict[str, Any]) -> Any:
-        if self._resolved_routing() == "curl":
-            return routed_policy(policy, CurlRoutedTD3Policy, TD3.policy_aliases)
-        if self.aux_config.has_loss and policy_kwargs.get("share_features_extractor"):
-            raise ValueError(
-                "with share_features_extractor=True the encoder is trained by the actor; use routing='curl'"
-            )
-        return policy
-
-    def _setup_model(self) -> None:
-        self._setup_off_policy_aux()
-        super()._setup_model()
-        self._setup_aux(self.critic.features_extractor)
+    _routed_policy_class = CurlRoutedTD3Policy
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         # Switch to train mode (this affects batch norm / dropout)

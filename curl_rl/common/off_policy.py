@@ -12,6 +12,7 @@ from curl_rl.common.augmentations import infer_frame_channels
 from curl_rl.common.aux_algorithm import AuxAlgorithmMixin, features_extractor_is_custom
 from curl_rl.common.aux_head import ObsT
 from curl_rl.common.replay_buffers import PixelReplayBuffer, SequenceReplayBuffer
+from curl_rl.common.routing import routed_policy
 
 
 class OffPolicyAuxMixin(AuxAlgorithmMixin):
@@ -22,6 +23,27 @@ class OffPolicyAuxMixin(AuxAlgorithmMixin):
     replay_buffer_kwargs: dict[str, Any]
     batch_size: int
     _vec_normalize_env: Any
+    #: CURL-routed policy class (SAC/TD3 set it; DQN has a single encoder and leaves it None)
+    _routed_policy_class: type | None = None
+
+    def _route_policy(self, policy: Any, policy_kwargs: dict[str, Any]) -> Any:
+        if self._routed_policy_class is None:
+            return policy
+        if self._resolved_routing() == "curl":
+            return routed_policy(policy, self._routed_policy_class, self.policy_aliases)  # type: ignore[attr-defined]
+        if self.aux_config.has_loss and policy_kwargs.get("share_features_extractor"):
+            raise ValueError(
+                "with share_features_extractor=True SB3 trains the shared encoder with the actor loss only, "
+                "so the auxiliary loss would not meet the critic's gradient; use routing='curl'"
+            )
+        return policy
+
+    def _setup_model(self) -> None:
+        self._setup_off_policy_aux()
+        super()._setup_model()  # type: ignore[misc]
+        # the auxiliary loss trains the encoder the TD loss trains: the critic's (SAC/TD3), the Q-net's (DQN)
+        critic = getattr(self, "critic", None)
+        self._setup_aux(critic.features_extractor if critic is not None else self.q_net.features_extractor)  # type: ignore[attr-defined]
 
     def _setup_off_policy_aux(self) -> None:
         self._aux_validate(self.batch_size, features_extractor_is_custom(self.policy_kwargs))
