@@ -50,7 +50,7 @@ class CurlDQN(OffPolicyAuxMixin, DQN):
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
             # Get current Q-values estimates
-            with FeatureTap(self.q_net.features_extractor, self.aux_head is not None) as tap:  # curl_rl
+            with FeatureTap(self.q_net.features_extractor, self._aux_taps_anchor) as tap:  # curl_rl
                 current_q_values = self.q_net(obs)  # curl_rl: obs
 
             # Retrieve the q-values for the actions from the replay buffer
@@ -61,7 +61,7 @@ class CurlDQN(OffPolicyAuxMixin, DQN):
             losses.append(loss.item())
 
             # curl_rl: the auxiliary loss joins the TD loss
-            anchor = tap.features if self._aux_uses_rl_augmentation else None
+            anchor = tap.features if self._aux_taps_anchor else None
             aux_loss = self._aux_loss(replay_data.observations, anchor, self._replay_futures)
             total = loss if aux_loss is None else loss + aux_loss
 

@@ -98,7 +98,7 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
                     actions = rollout_data.actions.long().flatten()
 
                 obs_rl = self._aux_augment_rl(rollout_data.observations)  # curl_rl
-                with FeatureTap(self.policy.features_extractor, self.aux_head is not None) as tap:  # curl_rl
+                with FeatureTap(self.policy.features_extractor, self._aux_taps_anchor) as tap:  # curl_rl
                     values, log_prob, entropy = self.policy.evaluate_actions(obs_rl, actions)  # curl_rl: obs_rl
                 values = values.flatten()
                 # Normalize advantage
@@ -160,7 +160,7 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
                     break
 
                 # curl_rl: the auxiliary loss joins the PPO loss; the anchor reuses the PPO forward
-                anchor = tap.features if self._aux_uses_rl_augmentation else None
+                anchor = tap.features if self._aux_taps_anchor else None
                 aux_loss = self._aux_loss(rollout_data.observations, anchor, self._rollout_futures)
                 if aux_loss is not None:
                     loss = loss + aux_loss

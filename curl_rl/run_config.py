@@ -599,7 +599,7 @@ def resolve_experiment(
     }
     pairs = parse_set(sets)
     sb3_params = algo_parameters(algo)
-    aux_defaults = {f.name: f.default for f in fields(AuxConfig) if f.name not in ("name", "extra")}
+    aux_defaults = {f.name: f.default for f in fields(AuxConfig) if f.name != "name"}
     for key, value in pairs:
         section, *path = key.split(".")
         if section == "env":

@@ -55,7 +55,7 @@ class CurlTD3(OffPolicyAuxMixin, TD3):
                 target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
 
             # Get current Q-values estimates for each critic network
-            with FeatureTap(self.critic.features_extractor, self.aux_head is not None) as tap:  # curl_rl
+            with FeatureTap(self.critic.features_extractor, self._aux_taps_anchor) as tap:  # curl_rl
                 current_q_values = self.critic(obs, replay_data.actions)  # curl_rl: obs
 
             # Compute critic loss
@@ -64,7 +64,7 @@ class CurlTD3(OffPolicyAuxMixin, TD3):
             critic_losses.append(critic_loss.item())
 
             # curl_rl: the auxiliary loss joins the critic loss (one backward, one encoder step)
-            anchor = tap.features if self._aux_uses_rl_augmentation else None
+            anchor = tap.features if self._aux_taps_anchor else None
             aux_loss = self._aux_loss(replay_data.observations, anchor, self._replay_futures)
             critic_total = critic_loss if aux_loss is None else critic_loss + aux_loss
 

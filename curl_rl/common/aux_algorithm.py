@@ -259,6 +259,11 @@ class AuxAlgorithmMixin:
     def _aux_uses_rl_augmentation(self) -> bool:
         return self.aux_config.augment_rl and bool(self.aux_config.augment) and self.aux_head is not None
 
+    @property
+    def _aux_taps_anchor(self) -> bool:
+        """Whether the RL forward pass of the augmented batch doubles as the auxiliary anchor."""
+        return self._aux_uses_rl_augmentation and self.aux_config.has_loss
+
     def _aux_augment_rl(self, obs: ObsVar) -> ObsVar:
         """Augmented observations for the RL loss (RAD/DrQ), or ``obs`` when switched off."""
         if not self._aux_uses_rl_augmentation:
@@ -280,7 +285,6 @@ class AuxAlgorithmMixin:
         obs: ObsT,
         anchor_features: torch.Tensor | None,
         futures: FutureFn | None = None,
-        anchor_obs_rl: ObsT | None = None,
     ) -> torch.Tensor | None:
         """The weighted auxiliary loss for one update, or ``None`` when there is none.
 
@@ -289,7 +293,6 @@ class AuxAlgorithmMixin:
             from the RL forward pass); ``None`` computes the anchor here.
         :param futures: callable ``horizon -> (anchor_obs, future_obs, actions, valid)`` giving
             future windows; ``anchor_obs is None`` means they belong to the rows of ``obs``.
-        :param anchor_obs_rl: unused hook for subclasses.
         :return: scalar loss to add to the RL loss.
         """
         cfg, head = self.aux_config, self.aux_head

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 AUGMENTATION_NAMES = ("crop", "shift", "intensity", "noise", "color_jitter", "cutout", "grayscale")
@@ -105,7 +105,6 @@ class AuxConfig:
     batch_size: int | None = None
     nan_policy: str = "raise"
     collapse_std: float = 1e-4
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def has_loss(self) -> bool:
@@ -257,7 +256,6 @@ def resolve_aux_config(aux: str | Mapping[str, Any] | AuxConfig | None = "none",
         aux = "none"
     if isinstance(aux, AuxConfig):
         base = aux.to_dict()
-        base.pop("extra", None)
         values: dict[str, Any] = base
     elif isinstance(aux, str):
         if aux not in AUX_PRESETS:
@@ -275,5 +273,5 @@ def resolve_aux_config(aux: str | Mapping[str, Any] | AuxConfig | None = "none",
     known = {f.name for f in fields(AuxConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown aux config field(s) {unknown}; valid fields: {sorted(known - {'extra'})}")
+        raise ValueError(f"unknown aux config field(s) {unknown}; valid fields: {sorted(known)}")
     return AuxConfig(**{k: _coerce(k, v) for k, v in values.items()}).validate()
