@@ -30,12 +30,12 @@ test-slow: $(STAMP)  ## only the slow tests (long training, Ray, crash tests)
 	$(BIN)/python -m pytest -n 2 -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check curl_rl tests benchmarks
-	$(BIN)/ruff format --check curl_rl tests benchmarks
+	$(BIN)/ruff check curl_rl tests benchmarks docs/results
+	$(BIN)/ruff format --check curl_rl tests benchmarks docs/results
 
 format: $(STAMP)
-	$(BIN)/ruff format curl_rl tests benchmarks
-	$(BIN)/ruff check --fix curl_rl tests benchmarks
+	$(BIN)/ruff format curl_rl tests benchmarks docs/results
+	$(BIN)/ruff check --fix curl_rl tests benchmarks docs/results
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
