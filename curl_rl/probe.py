@@ -12,13 +12,21 @@ Protocol (the same for every arm and every evaluation, so numbers are comparable
 * the frames are split into train and held-out **by episode**, so near-duplicate consecutive frames
   never sit on both sides;
 * the embedding is the online encoder in eval mode, without augmentation (what the policy sees);
-* features are standardised with the train statistics, a closed-form ridge is fit, and the score
-  is the held-out R² (``1 - SSE/SST`` per state dimension, averaged over the dimensions that vary
-  in the held-out set).
+* features are centred with the train means and divided by **one** common scale (the RMS of the
+  train feature stds), a closed-form ridge is fit, and the score is the held-out R² (``1 - SSE/SST``
+  per state dimension, averaged over the dimensions that vary in the held-out set).
+
+Why one common scale rather than per-feature standardisation: a ReLU unit that fires on 1 of 750
+train frames has a train std of ~1e-4; dividing by it turned its ordinary activations on held-out
+frames into values of ~1e4, and the ridge read-out extrapolated wildly. Measured on
+``distractor-easy`` (PPO ``curl``, aux weight 0.1, seed 3): 13 such near-dead features gave a
+held-out R² of -90.3 with per-feature standardisation and +0.67 with the common scale; seeds whose
+features were all alive moved by at most 0.1.
 
 The ridge penalty is chosen by cross-validation over whole training episodes (:func:`select_alpha`,
 from :data:`ALPHAS`) unless a fixed ``alpha`` is given. A fixed ``alpha = 1`` barely regularises
-512 standardised features fit on ~750 frames (the Gram matrix's diagonal is ~750). Measured on
+512 unit-scale features fit on ~750 frames (the Gram matrix's diagonal is ~750). Measured (with
+per-feature standardisation, before the common scale) on
 ``distractor-easy`` (PPO, ``aug`` arm, 32k steps, SB3's 512-feature NatureCNN): ``alpha = 1`` gave
 held-out R² from -7.1 to -1.7 for an encoder that had learned the task; the cross-validated
 penalty gave +0.42 for the same encoder, and 0.49-0.58 for the other arms' encoders.
@@ -43,6 +51,7 @@ __all__ = [
     "RidgeModel",
     "collect_probe_frames",
     "embed_observations",
+    "feature_scaling",
     "fit_ridge",
     "online_encoder",
     "probe_r2",
@@ -60,11 +69,11 @@ ALPHAS = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
 
 @dataclass
 class RidgeModel:
-    """A fitted ridge regression on standardised features.
+    """A fitted ridge regression on centred, commonly scaled features (see :func:`feature_scaling`).
 
     :param mean: per-feature mean of the training features.
-    :param scale: per-feature std of the training features (1 where a feature is constant).
-    :param weights: ``(n_features, n_targets)`` coefficients on the standardised features.
+    :param scale: the common scale of the training features, as a per-feature array.
+    :param weights: ``(n_features, n_targets)`` coefficients on the scaled features.
     :param intercept: ``(n_targets,)`` intercept (the training target mean).
     """
 
@@ -83,12 +92,27 @@ class RidgeModel:
         return x @ self.weights + self.intercept
 
 
+def feature_scaling(features: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per-feature means and one common scale (RMS of the per-feature stds) of training features.
+
+    A common scale keeps every feature's relative size: a near-constant feature stays near 0 on
+    unseen frames instead of being blown up by its own tiny std (see the module docstring).
+
+    :param features: ``(n, n_features)`` training features.
+    :return: ``(mean, scale)``, both ``(n_features,)``; scale is 1 when every feature is constant.
+    """
+    mean = features.mean(axis=0)
+    rms_std = float(np.sqrt(np.mean(features.var(axis=0))))
+    scale = np.full(features.shape[1], rms_std if rms_std > 1e-8 else 1.0)
+    return mean, scale
+
+
 def fit_ridge(features: NDArray[Any], targets: NDArray[Any], alpha: float = 1.0) -> RidgeModel:
-    """Closed-form ridge regression with an unpenalised intercept on standardised features.
+    """Closed-form ridge regression with an unpenalised intercept on centred, commonly scaled features.
 
     :param features: ``(n, n_features)``.
     :param targets: ``(n,)`` or ``(n, n_targets)``.
-    :param alpha: L2 penalty on the weights of the standardised features.
+    :param alpha: L2 penalty on the weights of the scaled features.
     :return: the fitted model.
     """
     x = np.asarray(features, dtype=np.float64)
@@ -101,10 +125,7 @@ def fit_ridge(features: NDArray[Any], targets: NDArray[Any], alpha: float = 1.0)
         raise ValueError("ridge regression needs at least 2 samples")
     if alpha < 0:
         raise ValueError(f"alpha={alpha} must be >= 0")
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
-    # a constant feature carries no information; scale 1 keeps it at 0 instead of dividing by 0
-    scale = np.where(std > 1e-8, std, 1.0)
+    mean, scale = feature_scaling(x)
     xs = (x - mean) / scale
     y_mean = y.mean(axis=0)
     gram = xs.T @ xs + alpha * np.eye(xs.shape[1])
@@ -145,9 +166,7 @@ def _ridge_path(
     The symmetric eigenproblem is solved on the smaller of the Gram matrix ``XᵀX`` (features) and
     the kernel ``XXᵀ`` (samples); each alpha then costs one small matrix product.
     """
-    mean = train_x.mean(axis=0)
-    std = train_x.std(axis=0)
-    scale = np.where(std > 1e-8, std, 1.0)
+    mean, scale = feature_scaling(train_x)
     xs = (train_x - mean) / scale
     val = (val_x - mean) / scale
     y_mean = train_y.mean(axis=0)

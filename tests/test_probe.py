@@ -45,12 +45,29 @@ def test_r2_at_most_about_zero_on_random_features() -> None:
     assert -0.3 < r2 < 0.05
 
 
+def test_a_near_dead_feature_does_not_wreck_the_held_out_score() -> None:
+    # A ReLU unit that fired on one train frame (std ~1e-4) but fires normally on held-out frames:
+    # per-feature standardisation blew it up ~1e4-fold and the probe scored R² -90 on a good encoder.
+    rng = np.random.default_rng(3)
+    states = _states(rng)
+    features = np.maximum(states @ rng.normal(size=(4, 32)) + 0.1 * rng.normal(size=(len(states), 32)), 0.0)
+    dead = np.zeros((len(states), 1))
+    dead[0] = 2e-3
+    dead[450:] = rng.uniform(0.5, 1.5, size=(150, 1))
+    features = np.concatenate([features, dead], axis=1)
+    train = slice(0, 450)
+    held_out = slice(450, None)
+    r2 = probe_r2(features[train], states[train], features[held_out], states[held_out], alpha=1.0)
+    alive = probe_r2(features[train, :-1], states[train], features[held_out, :-1], states[held_out], alpha=1.0)
+    assert r2 > alive - 0.05
+
+
 def test_ridge_matches_the_normal_equations_by_hand() -> None:
-    # one feature, two samples' worth of arithmetic: x standardised to [-1, 1], y = [0, 2]
+    # one feature, two samples' worth of arithmetic: x scaled to [-1, 1], y = [0, 2]
     x = np.array([[1.0], [3.0]])
     y = np.array([0.0, 2.0])
     model = fit_ridge(x, y, alpha=1.0)
-    # standardised x = [-1, 1]; w = (x'x + 1)^-1 x'(y - 1) = (2 + 1)^-1 * 2 = 2/3
+    # scaled x = [-1, 1]; w = (x'x + 1)^-1 x'(y - 1) = (2 + 1)^-1 * 2 = 2/3
     assert model.weights[0, 0] == pytest.approx(2.0 / 3.0)
     assert model.intercept[0] == pytest.approx(1.0)
     assert model.predict(np.array([[3.0]]))[0, 0] == pytest.approx(1.0 + 2.0 / 3.0)
