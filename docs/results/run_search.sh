@@ -16,6 +16,8 @@ CURL_RL="${CURL_RL:-.venv/bin/curl-rl}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 start=$(date -u +%s)
+# the code that runs is the code at the start (workers import it then), not at the end
+commit=$(git rev-parse --short HEAD) dirty=$(git status --porcelain | wc -l)
 dest="docs/results/$search"
 mkdir -p "$dest"
 summaries=()
@@ -36,6 +38,6 @@ end=$(date -u +%s)
   echo '```'
   echo
   echo "Ran $(date -u -d @"$start" '+%Y-%m-%d %H:%M') UTC for $(( (end - start) / 60 )) min on: $(nproc) cores,"
-  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(git rev-parse --short HEAD) ($(git status --porcelain | wc -l) uncommitted paths)."
+  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $commit ($dirty uncommitted paths at the start)."
 } > "$dest/COMMAND.md"
 echo "results in $dest"

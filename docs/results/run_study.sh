@@ -13,6 +13,8 @@ study="$1"; shift
 CURL_RL="${CURL_RL:-.venv/bin/curl-rl}"
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 start=$(date -u +%s)
+# the code that runs is the code at the start (workers import it then), not at the end
+commit=$(git rev-parse --short HEAD) dirty=$(git status --porcelain | wc -l)
 "$CURL_RL" compare "$@" --name "study-$study" --out runs
 end=$(date -u +%s)
 dest="docs/results/$study"
@@ -27,6 +29,6 @@ cp "runs/study-$study"/*.png "$dest"/ 2>/dev/null || true
   echo '```'
   echo
   echo "Ran $(date -u -d @"$start" '+%Y-%m-%d %H:%M') UTC for $(( (end - start) / 60 )) min on: $(nproc) cores,"
-  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(git rev-parse --short HEAD) ($(git status --porcelain | wc -l) uncommitted paths)."
+  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $commit ($dirty uncommitted paths at the start)."
 } > "$dest/COMMAND.md"
 echo "results in $dest"
