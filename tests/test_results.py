@@ -12,6 +12,8 @@ import pytest
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 STUDIES = sorted(p.parent for p in RESULTS.glob("*/summary.md"))
+#: (folder, table file) of every committed result whose rows a write-up may quote
+TABLES = [(p.parent, p.name) for p in sorted(RESULTS.glob("*/summary.md")) + sorted(RESULTS.glob("*/search.md"))]
 
 
 def _load_search_table() -> Any:
@@ -50,14 +52,14 @@ def _quoted_tables(readme: str, link: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("readme_path", [RESULTS / "README.md", RESULTS.parent.parent / "README.md"])
 def test_write_ups_quote_the_committed_summaries(readme_path: Path) -> None:
-    """Every number in a results table of a write-up appears in that arm's row of the study's summary."""
+    """Every number in a results table of a write-up appears in the same row of the committed table."""
     readme = readme_path.read_text()
     checked = 0
-    for study in STUDIES:
-        link = f"{study.name}/summary.md"
+    for study, table in TABLES:
+        link = f"{study.name}/{table}"
         if link not in readme:
             continue
-        summary_rows = {row[0]: set(row[1:]) for row in _rows((study / "summary.md").read_text())}
+        summary_rows = {row[0]: set(row[1:]) for row in _rows((study / table).read_text())}
         for row in _quoted_tables(readme, link):
             arm = row[0]
             if arm not in summary_rows:
@@ -66,7 +68,7 @@ def test_write_ups_quote_the_committed_summaries(readme_path: Path) -> None:
                 if cell in ("—", "(baseline)"):
                     continue
                 where = f"{readme_path.name}: {study.name} {arm}"
-                assert cell in summary_rows[arm], f"{where}: {cell!r} is not in summary.md"
+                assert cell in summary_rows[arm], f"{where}: {cell!r} is not in {table}"
                 checked += 1
     assert checked > 0, f"{readme_path.name} quotes no committed summary"
 
