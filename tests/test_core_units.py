@@ -17,6 +17,8 @@ from curl_rl.common.augmentations import (
     RandomShift,
     build_augmentation,
     center_crop,
+    crop_at,
+    window_crop,
 )
 from curl_rl.common.config import AUX_PRESETS, resolve_aux_config
 from curl_rl.common.momentum import MomentumEncoder, ema_update
@@ -62,6 +64,15 @@ def test_crop_and_center_crop() -> None:
         left = int(out[i, 0, 0, 0] % 10)
         assert torch.equal(out[i], x[i, :, top : top + 6, left : left + 6])
     assert torch.equal(center_crop(x, 6), x[..., 2:8, 2:8])
+
+
+def test_window_crop_equals_crop_at_for_in_range_offsets() -> None:
+    # the strided fast path must give exactly the reference crop (it moved here from the benchmark)
+    rng = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (16, 9, 100, 100), generator=rng, dtype=torch.uint8)
+    top = torch.randint(0, 17, (16,), generator=rng)
+    left = torch.randint(0, 17, (16,), generator=rng)
+    assert torch.equal(window_crop(x, top, left, 84), crop_at(x, top, left, 84))
 
 
 def test_shift_is_pad_and_crop() -> None:
