@@ -10,6 +10,7 @@
 #       --env distractor-easy --algo ppo --arms curl,curl+future --seeds 3 --first-seed 100
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source docs/results/record_command.sh
 search="$1" key="$2" values="$3"; shift 3
 [[ "${1:-}" == "--" ]] && shift
 CURL_RL="${CURL_RL:-.venv/bin/curl-rl}"
@@ -30,14 +31,5 @@ for value in "${candidates[@]}"; do
 done
 "$PYTHON" docs/results/search_table.py --key "$key" --out "$dest" "${summaries[@]}"
 end=$(date -u +%s)
-{
-  echo "# Command"
-  echo
-  echo '```bash'
-  echo "bash docs/results/run_search.sh $search $key $values -- $*"
-  echo '```'
-  echo
-  echo "Ran $(date -u -d @"$start" '+%Y-%m-%d %H:%M') UTC for $(( (end - start) / 60 )) min on: $(nproc) cores,"
-  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $commit ($dirty uncommitted paths at the start)."
-} > "$dest/COMMAND.md"
+record_command "$dest" "$start" "$end" "$commit" "$dirty" bash docs/results/run_search.sh "$search" "$key" "$values" -- "$@"
 echo "results in $dest"

@@ -8,6 +8,7 @@
 #       --arms none,aug,curl,curl+future --seeds 5 --preset-budget quick
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source docs/results/record_command.sh
 study="$1"; shift
 [[ "${1:-}" == "--" ]] && shift
 CURL_RL="${CURL_RL:-.venv/bin/curl-rl}"
@@ -21,14 +22,5 @@ dest="docs/results/$study"
 mkdir -p "$dest"
 cp "runs/study-$study"/summary.md "runs/study-$study"/summary.json "$dest"/
 cp "runs/study-$study"/*.png "$dest"/ 2>/dev/null || true
-{
-  echo "# Command"
-  echo
-  echo '```bash'
-  echo "bash docs/results/run_study.sh $study -- $*"
-  echo '```'
-  echo
-  echo "Ran $(date -u -d @"$start" '+%Y-%m-%d %H:%M') UTC for $(( (end - start) / 60 )) min on: $(nproc) cores,"
-  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $commit ($dirty uncommitted paths at the start)."
-} > "$dest/COMMAND.md"
+record_command "$dest" "$start" "$end" "$commit" "$dirty" bash docs/results/run_study.sh "$study" -- "$@"
 echo "results in $dest"
