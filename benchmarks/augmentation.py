@@ -7,7 +7,7 @@ Arms, timed in alternating rounds (order reversed every other round):
 
 - ``numpy``: the per-sample loops of the reference code (CURL's ``random_crop`` slicing one
   sample at a time; DrQ's ``np.pad(mode="edge")`` then one slice per sample);
-- ``ours``: :class:`curl_rl.common.augmentations.RandomCrop` / ``RandomShift`` (one ``index_select``
+- ``ours``: :class:`curl_rl.auxiliary.augmentations.RandomCrop` / ``RandomShift`` (one ``index_select``
   of whole rows from an overlapping ``as_strided`` view, see ``window_crop``; the shift replicate-pads
   first). This was a prototype arm ``strided`` here until it replaced the first, ``gather``-based
   version in the library; ``tests/test_core_units.py`` checks it against ``crop_at``.
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import machine_description, stamp
-from curl_rl.common.augmentations import RandomCrop, RandomShift
+from curl_rl.auxiliary.augmentations import RandomCrop, RandomShift
 
 
 # -- plain numpy, as the reference implementations do it ------------------------------------------

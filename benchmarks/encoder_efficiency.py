@@ -7,7 +7,7 @@ few elementwise FLOPs per parameter are left out) and checked against the analyt
 (3x the forward conv/linear FLOPs, less the first layer's unneeded input gradient). The peak is
 the best GFLOP/s of a large square ``torch.mm`` in float32 (and bf16 where bf16 arms run).
 
-Switch arms (:mod:`curl_rl.common.performance`, applied exactly as the library applies them):
+Switch arms (:mod:`curl_rl.algos.performance`, applied exactly as the library applies them):
 default, channels_last, compile, compile + channels_last, bf16, bf16 + channels_last. bf16 runs on
 CUDA; on CPU it is reported as skipped unless ``--cpu-bf16`` asks for it. Arms are built with the
 same initial weights and timed in alternating rounds inside one process per batch size (a fresh
@@ -42,7 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import machine_description, stamp
 from curl_rl import CurlEncoder
-from curl_rl.common.performance import PerformanceConfig, apply_to_module, bf16_supported
+from curl_rl.algos.performance import PerformanceConfig, apply_to_module, bf16_supported
 
 TUNED_MALLOC = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
 ARMS: dict[str, PerformanceConfig] = {
@@ -216,7 +216,7 @@ def sac_check(arms: list[str], rounds: int, chunk: int, batch: int, device: torc
     """
     from benchmarks.common import SyntheticPixelEnv
     from curl_rl import CurlSAC
-    from curl_rl.common.performance import apply_performance
+    from curl_rl.algos.performance import apply_performance
 
     models = {}
     for name in arms:

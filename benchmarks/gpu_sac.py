@@ -14,7 +14,7 @@ Arms (``--arms``; each its own model, run one after another, env identical):
 - ``aug``: CurlSAC("aug"), DrQ/RAD random shift, CURL routing, no auxiliary loss;
 - ``curl``: CurlSAC("curl") with routing "curl";
 - ``curl+cl`` / ``curl+bf16`` / ``curl+cl+bf16`` / ``curl+compile``: ``curl`` with speed switches
-  from :mod:`curl_rl.common.performance` applied after construction (their GPU defaults need these).
+  from :mod:`curl_rl.algos.performance` applied after construction (their GPU defaults need these).
 
 Deviations from CURL's own SAC, which SB3's SAC cannot express: the actor is updated every step
 (CURL: every 2nd), the entropy optimizer uses the main lr and Adam's default betas (CURL: 1e-4,
@@ -46,7 +46,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from benchmarks.common import SyntheticPixelEnv, machine_description, stamp
 from curl_rl import CurlEncoder, CurlSAC
-from curl_rl.common.performance import PerformanceConfig, apply_performance
+from curl_rl.algos.performance import PerformanceConfig, apply_performance
 
 SWITCHED = {
     "curl+cl": PerformanceConfig(channels_last=True, compile=False, bf16=False),

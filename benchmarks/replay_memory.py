@@ -31,7 +31,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
-from curl_rl.common.replay_buffers import PixelReplayBuffer, SequenceReplayBuffer
+from curl_rl.buffers.replay import PixelReplayBuffer, SequenceReplayBuffer
 
 GIB = 2**30
 

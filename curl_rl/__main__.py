@@ -2,7 +2,7 @@
 
 import sys
 
-from curl_rl.cli import main
+from curl_rl.experiment.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

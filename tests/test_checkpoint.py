@@ -14,7 +14,7 @@ import torch
 from tiny_envs import DotEnv
 
 from curl_rl import CurlEncoder, CurlPPO, CurlSAC
-from curl_rl.checkpoint import (
+from curl_rl.experiment.checkpoint import (
     CheckpointCallback,
     NonFiniteWeightsError,
     drop_csv_rows_after_step,
@@ -26,7 +26,7 @@ from curl_rl.checkpoint import (
     resume_learn_kwargs,
     save_checkpoint,
 )
-from curl_rl.determinism import capture_rng_state, restore_rng_state
+from curl_rl.experiment.determinism import capture_rng_state, restore_rng_state
 
 SMALL = dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(num_layers=2, num_filters=8))
 PPO_KW = dict(n_steps=32, batch_size=16, n_epochs=2, policy_kwargs=SMALL, device="cpu")

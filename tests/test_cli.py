@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from curl_rl.cli import build_parser, main
-from curl_rl.compare import prepare_experiment_dir
-from curl_rl.run_config import ENVS_MODULE_ENV, UsageError, parse_set, parse_value, resolve_experiment
+from curl_rl.experiment.cli import build_parser, main
+from curl_rl.experiment.compare import prepare_experiment_dir
+from curl_rl.experiment.config import ENVS_MODULE_ENV, UsageError, parse_set, parse_value, resolve_experiment
 
 ENVS = str(Path(__file__).with_name("cli_envs.py"))
 

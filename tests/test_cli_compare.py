@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from curl_rl.cli import main
-from curl_rl.compare import FAIL_HOOK_ENV
-from curl_rl.run_config import ENVS_MODULE_ENV
+from curl_rl.experiment.cli import main
+from curl_rl.experiment.compare import FAIL_HOOK_ENV
+from curl_rl.experiment.config import ENVS_MODULE_ENV
 
 ENVS = str(Path(__file__).with_name("cli_envs.py"))
 ARGV = [

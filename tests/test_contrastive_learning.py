@@ -8,7 +8,7 @@ import torch
 from stable_baselines3.common.preprocessing import preprocess_obs
 
 from curl_rl import CurlEncoder, resolve_aux_config
-from curl_rl.common.aux_head import AuxiliaryHead
+from curl_rl.auxiliary.head import AuxiliaryHead
 
 
 def test_instance_accuracy_approaches_one() -> None:

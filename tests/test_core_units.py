@@ -8,7 +8,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from curl_rl.common.augmentations import (
+from curl_rl.auxiliary.augmentations import (
     ColorJitter,
     Cutout,
     GaussianNoise,
@@ -20,9 +20,9 @@ from curl_rl.common.augmentations import (
     crop_at,
     window_crop,
 )
-from curl_rl.common.config import AUX_PRESETS, resolve_aux_config
-from curl_rl.common.momentum import MomentumEncoder, ema_update
-from curl_rl.common.rollout_buffers import IndexedRolloutBuffer
+from curl_rl.auxiliary.config import AUX_PRESETS, resolve_aux_config
+from curl_rl.auxiliary.momentum import MomentumEncoder, ema_update
+from curl_rl.buffers.rollout import IndexedRolloutBuffer
 
 ALL_AUGS = ("shift", "intensity", "noise", "color_jitter", "cutout", "grayscale")
 

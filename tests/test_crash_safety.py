@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tiny_envs import DotEnv
 
-from curl_rl.checkpoint import (
+from curl_rl.experiment.checkpoint import (
     CheckpointCallback,
     latest_checkpoint,
     list_checkpoints,
@@ -35,7 +35,7 @@ TRAINER = textwrap.dedent(
     sys.path.insert(0, sys.argv[2])
     from tiny_envs import DotEnv
 
-    import curl_rl.checkpoint as ck
+    import curl_rl.experiment.checkpoint as ck
     from curl_rl import CurlEncoder, CurlPPO
 
     # widen the window between "model.zip written" and "checkpoint renamed into place", so the

@@ -78,7 +78,7 @@ def test_same_seed_same_curve_different_seed_different(algo: str) -> None:
 
 
 def test_configure_determinism_toggles_torch_flags() -> None:
-    from curl_rl.determinism import configure_determinism
+    from curl_rl.experiment.determinism import configure_determinism
 
     try:
         configure_determinism(True, warn_only=True)

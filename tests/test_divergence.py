@@ -15,7 +15,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from tiny_envs import DotEnv
 
 from curl_rl import CurlEncoder, CurlPPO, CurlSAC
-from curl_rl.checkpoint import (
+from curl_rl.experiment.checkpoint import (
     CheckpointCallback,
     NonFiniteWeightsError,
     latest_checkpoint,

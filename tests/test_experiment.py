@@ -11,12 +11,12 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import curl_rl.experiment as experiment
-from curl_rl.callbacks import ProgressBarCallback, aux_metric_tags
-from curl_rl.checkpoint import latest_checkpoint
-from curl_rl.cli import main
-from curl_rl.common.config import resolve_aux_config
-from curl_rl.run_config import ENVS_MODULE_ENV, TensorBoardSettings, resolve_experiment
+import curl_rl.experiment.run as experiment
+from curl_rl.auxiliary.config import resolve_aux_config
+from curl_rl.experiment.callbacks import ProgressBarCallback, aux_metric_tags
+from curl_rl.experiment.checkpoint import latest_checkpoint
+from curl_rl.experiment.cli import main
+from curl_rl.experiment.config import ENVS_MODULE_ENV, TensorBoardSettings, resolve_experiment
 
 ENVS = str(Path(__file__).with_name("cli_envs.py"))
 PROBE = ["probe.episodes=4", "probe.steps_per_episode=6", "eval.freq=32"]

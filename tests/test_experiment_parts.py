@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-import curl_rl.compare as compare
-from curl_rl.callbacks import AuxMetricsWriter, encode_gif, flatten_hparams, image_grid, last_rgb_frame
-from curl_rl.experiment import read_status, write_status
-from curl_rl.run_config import ENVS_MODULE_ENV, resolve_experiment
+import curl_rl.experiment.compare as compare
+from curl_rl.experiment.callbacks import AuxMetricsWriter, encode_gif, flatten_hparams, image_grid, last_rgb_frame
+from curl_rl.experiment.config import ENVS_MODULE_ENV, resolve_experiment
+from curl_rl.experiment.run import read_status, write_status
 
 ENVS = str(Path(__file__).with_name("cli_envs.py"))
 

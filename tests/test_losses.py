@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from curl_rl.common.losses import cosine_prediction_loss, info_nce, triplet_loss
+from curl_rl.auxiliary.losses import cosine_prediction_loss, info_nce, triplet_loss
 
 
 def test_info_nce_bilinear_by_hand() -> None:

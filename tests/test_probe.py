@@ -9,7 +9,8 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from curl_rl import CurlPPO
-from curl_rl.probe import (
+from curl_rl.experiment.config import envs_api
+from curl_rl.results.probe import (
     ProbeData,
     RepresentationProbe,
     collect_probe_frames,
@@ -19,7 +20,6 @@ from curl_rl.probe import (
     r2_score,
     select_alpha,
 )
-from curl_rl.run_config import envs_api
 
 ENVS = str(Path(__file__).with_name("cli_envs.py"))
 

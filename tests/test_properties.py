@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curl_rl.common.augmentations import build_augmentation
-from curl_rl.common.config import AUGMENTATION_NAMES, resolve_aux_config
-from curl_rl.common.losses import cosine_prediction_loss, info_nce, triplet_loss
+from curl_rl.auxiliary.augmentations import build_augmentation
+from curl_rl.auxiliary.config import AUGMENTATION_NAMES, resolve_aux_config
+from curl_rl.auxiliary.losses import cosine_prediction_loss, info_nce, triplet_loss
 
 FAST = settings(max_examples=15, deadline=None)
 GEOMETRIC = {"crop", "shift", "cutout"}  # keep the input dtype; the others return float32

@@ -1,4 +1,4 @@
-"""Tests for curl_rl.common.replay_buffers (sequence sampling and the frame-deduplicating buffer)."""
+"""Tests for curl_rl.buffers.replay (sequence sampling and the frame-deduplicating buffer)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from stable_baselines3 import DQN, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from curl_rl.common.replay_buffers import PixelReplayBuffer, SequenceReplayBuffer, SequenceSamples
+from curl_rl.buffers.replay import PixelReplayBuffer, SequenceReplayBuffer, SequenceSamples
 
 # --------------------------------------------------------------------------- helpers
 

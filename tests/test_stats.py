@@ -1,4 +1,4 @@
-"""Tests of curl_rl.stats against hand-computed values and known distributions."""
+"""Tests of curl_rl.results.stats against hand-computed values and known distributions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curl_rl.stats import (
+from curl_rl.results.stats import (
     align_curves,
     auc,
     curve_band,

@@ -1,4 +1,4 @@
-"""Tests of curl_rl.summary / curl_rl.plotting on synthetic experiment folders."""
+"""Tests of curl_rl.results.summary / curl_rl.results.plotting on synthetic experiment folders."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from curl_rl.stats import iqm, probability_of_improvement_ci, stratified_bootstrap_ci
-from curl_rl.summary import load_experiment, order_arms, read_numeric_csv, summarize, write_summary
+from curl_rl.results.stats import iqm, probability_of_improvement_ci, stratified_bootstrap_ci
+from curl_rl.results.summary import load_experiment, order_arms, read_numeric_csv, summarize, write_summary
 
 N_BOOT = 200
 STEPS = [0, 1000, 2000, 3000]

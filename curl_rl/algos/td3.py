@@ -1,6 +1,6 @@
 """CurlTD3: SB3's TD3 with the auxiliary objective on the critic's encoder.
 
-Routing as in :mod:`curl_rl.sac`. ``train()`` follows SB3 2.x's ``TD3.train`` line by line; our
+Routing as in :mod:`curl_rl.algos.sac`. ``train()`` follows SB3 2.x's ``TD3.train`` line by line; our
 lines are marked ``# curl_rl``.
 """
 
@@ -12,9 +12,9 @@ from stable_baselines3 import TD3
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
-from curl_rl.common.feature_tap import FeatureTap
-from curl_rl.common.off_policy import OffPolicyAuxMixin
-from curl_rl.common.routing import CurlRoutedTD3Policy
+from curl_rl.algos.off_policy import OffPolicyAuxMixin
+from curl_rl.algos.routing import CurlRoutedTD3Policy
+from curl_rl.auxiliary.feature_tap import FeatureTap
 
 
 class CurlTD3(OffPolicyAuxMixin, TD3):

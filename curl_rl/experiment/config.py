@@ -34,9 +34,9 @@ from typing import Any
 
 import yaml
 
-from curl_rl import ALGOS
-from curl_rl.common.aux_algorithm import ROUTINGS
-from curl_rl.common.config import AUX_PRESETS, AuxConfig, resolve_aux_config
+from curl_rl.algos import ALGOS
+from curl_rl.algos.aux_mixin import ROUTINGS
+from curl_rl.auxiliary.config import AUX_PRESETS, AuxConfig, resolve_aux_config
 
 __all__ = [
     "DEFAULT_ENV",
@@ -78,13 +78,13 @@ class UsageError(ValueError):
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """The representation probe (:mod:`curl_rl.probe`).
+    """The representation probe (:mod:`curl_rl.results.probe`).
 
     :param enabled: run it at every evaluation (needs ``info["state"]`` from the env).
     :param episodes: random-policy episodes collected once per run.
     :param steps_per_episode: frames kept per episode.
     :param alpha: ridge penalty; None (the default) picks it by cross-validation over the training
-        episodes (see :func:`curl_rl.probe.select_alpha`).
+        episodes (see :func:`curl_rl.results.probe.select_alpha`).
     :param held_out_fraction: share of episodes held out for the R².
     """
 
@@ -500,7 +500,7 @@ class ExperimentConfig:
 def resolve_classes(tree: Any, key: str = "") -> Any:
     """Replace class names in ``*_class`` / ``activation_fn`` entries by the classes themselves.
 
-    A bare name is looked up in ``curl_rl``, ``curl_rl.common.encoder``, SB3's torch layers and
+    A bare name is looked up in ``curl_rl``, ``curl_rl.auxiliary.encoder``, SB3's torch layers and
     ``torch.nn``; a dotted name is imported.
 
     :param tree: hyperparameters (nested dicts).
@@ -526,7 +526,7 @@ def import_class(name: str) -> Any:
             return getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise UsageError(f"cannot import {name!r}: {exc}") from exc
-    for module_name in ("curl_rl", "curl_rl.common.encoder", "stable_baselines3.common.torch_layers", "torch.nn"):
+    for module_name in ("curl_rl", "curl_rl.auxiliary.encoder", "stable_baselines3.common.torch_layers", "torch.nn"):
         module = importlib.import_module(module_name)
         if hasattr(module, name):
             return getattr(module, name)

@@ -8,11 +8,11 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space
 
-from curl_rl.common.augmentations import infer_frame_channels
-from curl_rl.common.aux_algorithm import AuxAlgorithmMixin, features_extractor_is_custom
-from curl_rl.common.aux_head import ObsT
-from curl_rl.common.replay_buffers import PixelReplayBuffer, SequenceReplayBuffer
-from curl_rl.common.routing import routed_policy
+from curl_rl.algos.aux_mixin import AuxAlgorithmMixin, features_extractor_is_custom
+from curl_rl.algos.routing import routed_policy
+from curl_rl.auxiliary.augmentations import infer_frame_channels
+from curl_rl.auxiliary.head import ObsT
+from curl_rl.buffers.replay import PixelReplayBuffer, SequenceReplayBuffer
 
 
 class OffPolicyAuxMixin(AuxAlgorithmMixin):
@@ -63,7 +63,7 @@ class OffPolicyAuxMixin(AuxAlgorithmMixin):
             if not issubclass(self.replay_buffer_class, SequenceReplayBuffer):
                 raise ValueError(
                     f"future objectives sample k-step windows; {self.replay_buffer_class.__name__} cannot. "
-                    "Use curl_rl.common.replay_buffers.PixelReplayBuffer or SequenceReplayBuffer"
+                    "Use curl_rl.buffers.replay.PixelReplayBuffer or SequenceReplayBuffer"
                 )
 
     def _replay_futures(self, horizon: int) -> tuple[ObsT, ObsT, th.Tensor, th.Tensor]:

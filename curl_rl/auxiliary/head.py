@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from stable_baselines3.common.preprocessing import is_image_space
 from torch import nn
 
-from curl_rl.common.augmentations import Compose, build_augmentation
-from curl_rl.common.config import AuxConfig
-from curl_rl.common.losses import LossOutput, cosine_prediction_loss, info_nce, triplet_loss
-from curl_rl.common.momentum import MomentumEncoder
+from curl_rl.auxiliary.augmentations import Compose, build_augmentation
+from curl_rl.auxiliary.config import AuxConfig
+from curl_rl.auxiliary.losses import LossOutput, cosine_prediction_loss, info_nce, triplet_loss
+from curl_rl.auxiliary.momentum import MomentumEncoder
 
 ObsT = torch.Tensor | dict[str, torch.Tensor]
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from curl_rl.experiment import RunResult, RunSpec, read_status, run_single_safe, write_status
-from curl_rl.run_config import ExperimentConfig, UsageError, plain
+from curl_rl.experiment.config import ExperimentConfig, UsageError, plain
+from curl_rl.experiment.run import RunResult, RunSpec, read_status, run_single_safe, write_status
 
 __all__ = [
     "ExperimentPlan",
@@ -194,7 +194,7 @@ def plan_runs(
 
 def _resumable(run_dir: Path) -> bool:
     try:
-        from curl_rl.checkpoint import latest_checkpoint
+        from curl_rl.experiment.checkpoint import latest_checkpoint
     except ImportError:  # pragma: no cover - the module ships with curl_rl
         return False
     return (run_dir / "config.yaml").is_file() and latest_checkpoint(run_dir) is not None
@@ -280,7 +280,7 @@ def _mp_context() -> Any:
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
         # workers fork from a server that has imported torch and curl_rl once
-        ctx.set_forkserver_preload(["curl_rl.experiment"])
+        ctx.set_forkserver_preload(["curl_rl.experiment.run"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -476,7 +476,7 @@ def compare(
     :param figures: also draw the PNG figures.
     :return: ``(exit code, summary)``: 0 when every run finished, 1 when one failed, 130 on Ctrl-C.
     """
-    from curl_rl.summary import write_summary
+    from curl_rl.results.summary import write_summary
 
     out = stream if stream is not None else sys.stdout
     specs = plan.to_run
@@ -528,7 +528,7 @@ def compare(
 
 def arm_lines(arms: Iterable[str]) -> list[str]:
     """One line per aux preset with its settings (``curl-rl arms``)."""
-    from curl_rl.common.config import AUX_PRESETS
+    from curl_rl.auxiliary.config import AUX_PRESETS
 
     lines = []
     for arm in arms:

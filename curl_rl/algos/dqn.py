@@ -12,8 +12,8 @@ import torch as th
 from stable_baselines3 import DQN
 from torch.nn import functional as F
 
-from curl_rl.common.feature_tap import FeatureTap
-from curl_rl.common.off_policy import OffPolicyAuxMixin
+from curl_rl.algos.off_policy import OffPolicyAuxMixin
+from curl_rl.auxiliary.feature_tap import FeatureTap
 
 
 class CurlDQN(OffPolicyAuxMixin, DQN):

@@ -5,7 +5,7 @@ Figures are drawn on a bare :class:`matplotlib.figure.Figure` with an Agg canvas
 and leaves no figure registered in pyplot's global state (no leak when called in a loop).
 
 The functions take plain data (per-arm lists of per-seed curves); loading a run folder is
-:mod:`curl_rl.summary`'s job.
+:mod:`curl_rl.results.summary`'s job.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 from numpy.typing import ArrayLike
 
-from curl_rl.stats import align_curves, curve_band
+from curl_rl.results.stats import align_curves, curve_band
 
 __all__ = ["AUX_METRIC_LABELS", "arm_colors", "plot_aux_metrics", "plot_learning_curves"]
 
@@ -93,7 +93,7 @@ def plot_learning_curves(
     """Mean evaluation return over seeds per arm, with a bootstrap CI band of the mean.
 
     Per arm the seeds are aligned on the union of their evaluation timesteps (no extrapolation past
-    a seed's last evaluation, see :func:`curl_rl.stats.align_curves`); arms are drawn in the mapping's
+    a seed's last evaluation, see :func:`curl_rl.results.stats.align_curves`); arms are drawn in the mapping's
     order. Arms without any data are left out of the plot.
 
     :param curves: arm -> list of ``(timesteps, mean_return)`` per seed.

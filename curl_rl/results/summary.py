@@ -11,8 +11,8 @@ Definitions used throughout (also written into ``summary.json`` under ``"definit
 * **final return** of a run: ``mean_return`` of its last evaluation (largest ``timesteps``) in
   ``evaluations.csv``, i.e. the deterministic-policy return at the end of training, not a best-so-far.
 * **AUC** of a run: trapezoid area under its evaluation curve divided by the evaluated step span,
-  i.e. the average evaluation return over training (:func:`curl_rl.stats.auc`).
-* **IQM**: interquartile mean of the arm's final returns over its seeds (:func:`curl_rl.stats.iqm`).
+  i.e. the average evaluation return over training (:func:`curl_rl.results.stats.auc`).
+* **IQM**: interquartile mean of the arm's final returns over its seeds (:func:`curl_rl.results.stats.iqm`).
 * **P(arm > baseline)**: probability that a random finished seed of the arm has a higher final
   return than a random finished seed of the baseline, ties counting half.
 
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from curl_rl.stats import (
+from curl_rl.results.stats import (
     auc,
     iqm,
     probability_of_improvement_ci,
@@ -604,7 +604,7 @@ def _write_figures_from_runs(
     include_unfinished: bool,
 ) -> dict[str, Path | None]:
     # Imported here so that reading/summarising never pays matplotlib's import time.
-    from curl_rl.plotting import plot_aux_metrics, plot_learning_curves
+    from curl_rl.results.plotting import plot_aux_metrics, plot_learning_curves
 
     curves, aux = _curves_and_aux(runs, include_unfinished)
     arms = order_arms(r.arm for r in runs)

@@ -7,8 +7,6 @@ step. ``train()`` follows SB3 2.x's ``PPO.train`` line by line; our lines are ma
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch as th
 from gymnasium import spaces
@@ -16,37 +14,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from curl_rl.common.aux_algorithm import AuxAlgorithmMixin, features_extractor_is_custom
-from curl_rl.common.aux_head import ObsT
-from curl_rl.common.feature_tap import FeatureTap
-from curl_rl.common.rollout_buffers import IndexedDictRolloutBuffer, IndexedRolloutBuffer
-
-
-class OnPolicyAuxMixin(AuxAlgorithmMixin):
-    """What CurlPPO and CurlA2C share: the rollout buffer with indices and its future windows."""
-
-    rollout_buffer: Any
-    rollout_buffer_class: Any
-
-    def _setup_on_policy_aux(self, batch_size: int | None) -> None:
-        self._aux_validate(batch_size, features_extractor_is_custom(self.policy_kwargs))
-        if self.aux_config.future != "none" and isinstance(self.observation_space, spaces.Dict):
-            raise ValueError("future objectives on Dict observations are not supported yet; use aux 'curl' or 'aug'")
-        if self.rollout_buffer_class is None:
-            dict_obs = isinstance(self.observation_space, spaces.Dict)
-            self.rollout_buffer_class = IndexedDictRolloutBuffer if dict_obs else IndexedRolloutBuffer
-
-    def _rollout_futures(self, horizon: int) -> tuple[ObsT | None, ObsT, th.Tensor, th.Tensor]:
-        buf = self.rollout_buffer
-        if not hasattr(buf, "future_windows"):
-            raise TypeError(
-                f"future objectives need curl_rl's IndexedRolloutBuffer, not {type(buf).__name__}; "
-                "leave rollout_buffer_class unset"
-            )
-        rows, action_rows, valid = buf.future_windows(buf.last_batch_inds, horizon)
-        obs = th.as_tensor(buf.observations[rows]).to(self.device)  # stays uint8 until the device
-        actions = th.as_tensor(buf.actions[action_rows]).to(self.device)
-        return None, obs, actions, th.as_tensor(valid).to(self.device)
+from curl_rl.algos.on_policy import OnPolicyAuxMixin
+from curl_rl.auxiliary.feature_tap import FeatureTap
 
 
 class CurlPPO(OnPolicyAuxMixin, PPO):
@@ -60,7 +29,7 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
         ``"none"`` trains exactly like SB3's PPO.
     :param routing: accepted for a uniform interface; PPO always shares one extractor.
     :param performance: speed switches for every encoder (``"auto"``, ``"off"``, a dict or a
-        :class:`~curl_rl.common.performance.PerformanceConfig`); state-dict compatible.
+        :class:`~curl_rl.algos.performance.PerformanceConfig`); state-dict compatible.
     """
 
     def _setup_model(self) -> None:

@@ -1,6 +1,6 @@
 """One training run: build the envs and the model, attach the callbacks, fill the run folder.
 
-Run folder (``runs/<experiment>/<arm>/seed<N>/``), the contract :mod:`curl_rl.summary` reads::
+Run folder (``runs/<experiment>/<arm>/seed<N>/``), the contract :mod:`curl_rl.results.summary` reads::
 
     status.json        {"status": "running"|"done"|"failed"|"interrupted", "error", "arm", "seed",
                         "algo", "env", "total_timesteps", "env_steps", "wall_time_s", "steps_per_s", ...}
@@ -9,7 +9,7 @@ Run folder (``runs/<experiment>/<arm>/seed<N>/``), the contract :mod:`curl_rl.su
     aux_metrics.csv    timesteps,aux/...,aux/probe_r2
     tb/<ALGO>_1/       TensorBoard events
     model.zip          the final model
-    checkpoints/       periodic checkpoints and the one saved on Ctrl-C (see curl_rl.checkpoint)
+    checkpoints/       periodic checkpoints and the one saved on Ctrl-C (see curl_rl.experiment.checkpoint)
 
 :func:`run_single` is a plain top-level function of picklable arguments so that the same code runs
 in the ``train`` command, in ``compare``'s worker processes and as a Ray task.
@@ -39,8 +39,10 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from curl_rl import ALGOS
-from curl_rl.callbacks import (
+from curl_rl.algos import ALGOS
+from curl_rl.algos.performance import PerformanceConfig, resolve_auto
+from curl_rl.experiment import checkpoint as _checkpoint
+from curl_rl.experiment.callbacks import (
     AugmentationGridCallback,
     AuxMetricsWriter,
     EmbeddingProjectorCallback,
@@ -50,9 +52,7 @@ from curl_rl.callbacks import (
     ProgressBarCallback,
     aux_metric_tags,
 )
-from curl_rl.common.performance import PerformanceConfig, resolve_auto
-from curl_rl.probe import ProbeData, RepresentationProbe, collect_probe_frames
-from curl_rl.run_config import (
+from curl_rl.experiment.config import (
     ExperimentConfig,
     TensorBoardSettings,
     UsageError,
@@ -60,6 +60,7 @@ from curl_rl.run_config import (
     envs_api,
     plain,
 )
+from curl_rl.results.probe import ProbeData, RepresentationProbe, collect_probe_frames
 
 __all__ = [
     "RunResult",
@@ -79,11 +80,6 @@ PROBE_SEED_OFFSET = 20_000
 VIDEO_SEED_OFFSET = 30_000
 #: statuses a run can have; only "done" counts as finished
 STATUSES = ("running", "done", "failed", "interrupted")
-
-try:  # curl_rl.checkpoint is optional here: without it, runs simply are not checkpointed
-    from curl_rl import checkpoint as _checkpoint
-except ImportError:  # pragma: no cover - the module ships with curl_rl
-    _checkpoint = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -515,7 +511,7 @@ def run_single(spec: RunSpec) -> RunResult:
             callbacks.append(EmbeddingProjectorCallback(probe_data))
         if tb.video:
             callbacks.append(EvalVideoCallback(_make_render_env(spec), max_frames=tb.video_frames))
-        if spec.checkpoint_freq > 0 and _checkpoint is not None:
+        if spec.checkpoint_freq > 0:
             callbacks.append(_checkpoint.CheckpointCallback(run_dir, spec.checkpoint_freq))
         progress = ProgressBarCallback(cfg.steps, enabled=spec.progress and sys.stderr.isatty())
         callbacks.append(progress)
@@ -576,8 +572,6 @@ def run_single(spec: RunSpec) -> RunResult:
 
 
 def _resume_model(spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, dict[str, Any]]:
-    if _checkpoint is None:
-        raise UsageError("--resume needs curl_rl.checkpoint, which is not available")
     run_dir = spec.run_dir
     path = _checkpoint.latest_checkpoint(run_dir)
     if path is None:
@@ -596,12 +590,7 @@ def _save_interrupted(model: BaseAlgorithm | None, run_dir: Path) -> str | None:
     if model is None:
         return None
     try:
-        if _checkpoint is not None:
-            path = _checkpoint.save_checkpoint(model, run_dir, tag="interrupted", overwrite=True)
-        else:  # pragma: no cover - the checkpoint module ships with curl_rl
-            path = run_dir / "checkpoints" / "interrupted.zip"
-            path.parent.mkdir(exist_ok=True)
-            model.save(path)
+        path = _checkpoint.save_checkpoint(model, run_dir, tag="interrupted", overwrite=True)
     except Exception:
         # a model interrupted mid-update may hold NaN/partial state; fall back to SB3's plain save
         try:

@@ -1,6 +1,6 @@
 """Glue shared by every Curl algorithm: config, validation, the head, its optimizer, logging.
 
-Each algorithm subclass (``curl_rl/ppo.py`` ...) calls four hooks from its ``train()``:
+Each algorithm subclass (``curl_rl/algos/ppo.py`` ...) calls four hooks from its ``train()``:
 ``_aux_augment_rl`` on the RL minibatch, ``_aux_loss`` to get the weighted auxiliary loss that is
 added to the RL loss before the single ``backward()``, ``_aux_step`` after the RL optimizer step,
 and ``_aux_log`` once at the end of ``train()``.
@@ -19,10 +19,10 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from torch import nn
 
-from curl_rl.common.aux_head import AuxiliaryHead, ObsT
-from curl_rl.common.config import AuxConfig, resolve_aux_config
-from curl_rl.common.encoder import CenterCropExtractor
-from curl_rl.common.performance import PerformanceConfig, apply_performance, resolve_performance_config
+from curl_rl.algos.performance import PerformanceConfig, apply_performance, resolve_performance_config
+from curl_rl.auxiliary.config import AuxConfig, resolve_aux_config
+from curl_rl.auxiliary.encoder import CenterCropExtractor
+from curl_rl.auxiliary.head import AuxiliaryHead, ObsT
 
 ROUTINGS = ("auto", "sb3", "curl")
 NAN_MESSAGE = (

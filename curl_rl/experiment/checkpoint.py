@@ -6,7 +6,7 @@ A checkpoint is a folder ``RUN_DIR/checkpoints/step_<num_timesteps:012d>[-<tag>]
   encoder, queue and augmentation generator, the auxiliary optimizer, ``num_timesteps``,
   ``_n_updates``, ``_episode_num``, the learning-rate progress and the episode-info buffer);
 * ``rng.pt``: Python, NumPy, torch CPU (and CUDA) generator states, the action space's and each
-  sub-env's ``np_random`` (see :mod:`curl_rl.determinism`);
+  sub-env's ``np_random`` (see :mod:`curl_rl.experiment.determinism`);
 * ``replay_buffer.pkl`` (optional, off-policy algorithms only);
 * ``meta.json``: counters, the TensorBoard folder, the logger's values not yet written, file sizes
   and library versions. It is written last.
@@ -49,7 +49,7 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, con
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import recursive_getattr
 
-from curl_rl.determinism import capture_rng_state, restore_rng_state
+from curl_rl.experiment.determinism import capture_rng_state, restore_rng_state
 
 __all__ = [
     "CHECKPOINT_DIRNAME",
@@ -209,7 +209,7 @@ def _tensorboard_dir(model: BaseAlgorithm, run_dir: Path) -> str | None:
 
 
 def _algo_name(model: BaseAlgorithm) -> str | None:
-    from curl_rl import ALGOS
+    from curl_rl.algos import ALGOS
 
     for name, cls in ALGOS.items():
         if type(model) is cls:
@@ -388,7 +388,7 @@ def _resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
 
 
 def _algo_class(meta: dict[str, Any]) -> type[BaseAlgorithm]:
-    from curl_rl import ALGOS
+    from curl_rl.algos import ALGOS
 
     name = meta.get("algo")
     if name in ALGOS:

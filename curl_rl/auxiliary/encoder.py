@@ -16,7 +16,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from curl_rl.common.augmentations import center_crop
+from curl_rl.auxiliary.augmentations import center_crop
 
 
 class CurlEncoder(BaseFeaturesExtractor):

@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from curl_rl import ALGOS
-from curl_rl.common.config import AUX_PRESETS
-from curl_rl.run_config import DEFAULT_ENV, TensorBoardSettings, UsageError
+from curl_rl.algos import ALGOS
+from curl_rl.auxiliary.config import AUX_PRESETS
+from curl_rl.experiment.config import DEFAULT_ENV, TensorBoardSettings, UsageError
 
 __all__ = ["build_parser", "main"]
 
@@ -161,7 +161,7 @@ def _sets(args: argparse.Namespace) -> list[str]:
 def _resolve(
     args: argparse.Namespace, env: str | None = None, steps: int | None = None, sets: Sequence[str] | None = None
 ) -> Any:
-    from curl_rl.run_config import resolve_experiment
+    from curl_rl.experiment.config import resolve_experiment
 
     return resolve_experiment(
         env=env if env is not None else (args.config or args.env),
@@ -189,9 +189,9 @@ def _cli_record(args: argparse.Namespace, config: Any) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``curl-rl train``."""
-    from curl_rl.compare import experiment_dir_for, prepare_experiment_dir
-    from curl_rl.experiment import RunSpec, check_runs_buildable, read_status, run_single
-    from curl_rl.run_config import parse_arms
+    from curl_rl.experiment.compare import experiment_dir_for, prepare_experiment_dir
+    from curl_rl.experiment.config import parse_arms
+    from curl_rl.experiment.run import RunSpec, check_runs_buildable, read_status, run_single
 
     if args.resume:
         spec = _resume_spec(args)
@@ -258,8 +258,8 @@ def _default_checkpoint_freq(args: argparse.Namespace, config: Any) -> int:
 
 
 def _resume_spec(args: argparse.Namespace) -> Any:
-    from curl_rl.checkpoint import latest_checkpoint
-    from curl_rl.experiment import RunSpec, read_status
+    from curl_rl.experiment.checkpoint import latest_checkpoint
+    from curl_rl.experiment.run import RunSpec, read_status
 
     run_dir = Path(args.resume)
     config_path = run_dir / "config.yaml"
@@ -277,7 +277,7 @@ def _resume_spec(args: argparse.Namespace) -> Any:
         raise UsageError(
             f"{run_dir} already finished {status.get('env_steps')} steps; pass a larger --steps to extend it"
         )
-    from curl_rl.run_config import resolve_experiment
+    from curl_rl.experiment.config import resolve_experiment
 
     config = resolve_experiment(
         env=cli["env"], algo=cli["algo"], steps=steps, sets=cli.get("set") or [], routing=cli.get("routing")
@@ -301,9 +301,9 @@ def _resume_spec(args: argparse.Namespace) -> Any:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``curl-rl compare``."""
-    from curl_rl.compare import available_cpus, compare, default_jobs, experiment_dir_for, plan_runs
-    from curl_rl.experiment import RunSpec, check_runs_buildable
-    from curl_rl.run_config import parse_arms
+    from curl_rl.experiment.compare import available_cpus, compare, default_jobs, experiment_dir_for, plan_runs
+    from curl_rl.experiment.config import parse_arms
+    from curl_rl.experiment.run import RunSpec, check_runs_buildable
 
     config = _resolve(args)
     arms = parse_arms(args.arms)
@@ -351,7 +351,7 @@ def _print_table(experiment_dir: Path) -> None:
 
 
 def _experiment_dirs(root: Path) -> list[Path]:
-    from curl_rl.summary import load_experiment
+    from curl_rl.results.summary import load_experiment
 
     if load_experiment(root):
         return [root]
@@ -361,7 +361,7 @@ def _experiment_dirs(root: Path) -> list[Path]:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """``curl-rl plot``."""
-    from curl_rl.summary import write_figures, write_summary
+    from curl_rl.results.summary import write_figures, write_summary
 
     root = Path(args.runs_dir)
     if not root.is_dir():
@@ -383,7 +383,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_envs(args: argparse.Namespace) -> int:
     """``curl-rl envs``."""
-    from curl_rl.run_config import envs_api
+    from curl_rl.experiment.config import envs_api
 
     presets = envs_api().list_presets()
     width = max((len(n) for n in presets), default=0)
@@ -395,7 +395,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 def cmd_arms(args: argparse.Namespace) -> int:
     """``curl-rl arms`` / ``curl-rl presets``."""
-    from curl_rl.compare import arm_lines
+    from curl_rl.experiment.compare import arm_lines
 
     print("\n".join(arm_lines(AUX_PRESETS)))
     return 0

@@ -33,9 +33,9 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import KVWriter, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
-from curl_rl.common.augmentations import infer_frame_channels
-from curl_rl.common.config import AuxConfig
-from curl_rl.probe import ProbeData, RepresentationProbe, embed_observations
+from curl_rl.auxiliary.augmentations import infer_frame_channels
+from curl_rl.auxiliary.config import AuxConfig
+from curl_rl.results.probe import ProbeData, RepresentationProbe, embed_observations
 
 __all__ = [
     "EVAL_HEADER",
@@ -50,7 +50,7 @@ __all__ = [
     "tensorboard_writer",
 ]
 
-#: header of ``evaluations.csv`` (the contract ``curl_rl.summary`` reads)
+#: header of ``evaluations.csv`` (the contract ``curl_rl.results.summary`` reads)
 EVAL_HEADER = ("timesteps", "mean_return", "std_return", "n_episodes")
 PROBE_TAG = "aux/probe_r2"
 
@@ -60,7 +60,7 @@ _INFONCE_METRICS = ("loss", "accuracy", "pos_sim", "neg_sim", "gap")
 def aux_metric_tags(config: AuxConfig, probe: bool = True) -> list[str]:
     """The ``aux/*`` scalars an arm logs, in a stable order (the columns of ``aux_metrics.csv``).
 
-    Mirrors what :class:`curl_rl.common.aux_algorithm.AuxAlgorithmMixin` records (minus aliases),
+    Mirrors what :class:`curl_rl.algos.aux_mixin.AuxAlgorithmMixin` records (minus aliases),
     so the CSV header can be written before training starts; TensorBoard gets every tag.
 
     :param config: the arm's resolved auxiliary config.
@@ -103,7 +103,7 @@ class AuxMetricsWriter(KVWriter):
 
     The header is fixed when the file is created (``timesteps`` then ``tags``); a dump holding
     none of the tags writes no row, and tags outside the header are ignored (the CSV stays
-    rectangular for :func:`curl_rl.summary.read_numeric_csv`).
+    rectangular for :func:`curl_rl.results.summary.read_numeric_csv`).
 
     :param path: the CSV file; an existing file with the same header is appended to.
     :param tags: the columns after ``timesteps``.

@@ -11,8 +11,8 @@ from stable_baselines3 import A2C
 from stable_baselines3.common.utils import explained_variance
 from torch.nn import functional as F
 
-from curl_rl.common.feature_tap import FeatureTap
-from curl_rl.ppo import OnPolicyAuxMixin
+from curl_rl.algos.on_policy import OnPolicyAuxMixin
+from curl_rl.auxiliary.feature_tap import FeatureTap
 
 
 class CurlA2C(OnPolicyAuxMixin, A2C):

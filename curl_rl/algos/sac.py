@@ -17,9 +17,9 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
-from curl_rl.common.feature_tap import FeatureTap
-from curl_rl.common.off_policy import OffPolicyAuxMixin
-from curl_rl.common.routing import CurlRoutedSACPolicy, routed_policy
+from curl_rl.algos.off_policy import OffPolicyAuxMixin
+from curl_rl.algos.routing import CurlRoutedSACPolicy
+from curl_rl.auxiliary.feature_tap import FeatureTap
 
 
 class CurlSAC(OffPolicyAuxMixin, SAC):
@@ -31,28 +31,25 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         ``"none"`` with ``routing="auto"`` trains exactly like SB3's SAC.
     :param routing: ``"curl"`` (critic + aux train one encoder, actor detached), ``"sb3"`` (SB3's
         defaults) or ``"auto"`` (``"curl"`` when the aux config is active, else ``"sb3"``).
+    :param performance: speed switches for every encoder (``"auto"``, ``"off"``, a dict or a
+        :class:`~curl_rl.algos.performance.PerformanceConfig`); state-dict compatible.
     """
 
-    def __init__(
-        self, policy: Any, env: Any, *args: Any, aux: Any = "none",
-        routing: str = "auto",
-        performance: Any = None,
-        **kwargs: Any
-    ) -> None:
-        kwargs["policy_kwargs"] = self._init_aux(aux, routing, kwargs.get("policy_kwargs"), performance)
-        self._check_device(kwargs.get("device", "auto"))
-        if self._resolved_routing() == "curl":
-            policy = routed_policy(policy, CurlRoutedSACPolicy, SAC.policy_aliases)
-        elif self.aux_config.has_loss and (kwargs.get("policy_kwargs") or {}).get("share_features_extractor"):
-            raise ValueError(
-                "with share_features_extractor=True SB3's critic does not train the encoder; use routing='curl'"
-            )
-        super().__init__(policy, env, *args, **kwargs)
+    _routed_policy_class = CurlRoutedSACPolicy
 
-    def _setup_model(self) -> None:
-        self._setup_off_policy_aux()
-        super()._setup_model()
-        self._setup_aux(self.critic.features_extractor)
+    def _critic_for_actor(self, obs: Any, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+        """Q-values for the actor loss; under CURL routing the encoder output is detached.
+
+        CURL's ``detach_encoder=True``: the actor loss never steps the encoder (the actor optimizer
+        leaves it out, and the critic's ``zero_grad`` clears what reaches it), so its backward
+        through the convolutions was wasted work. The forward is unchanged (same kernels, grad on),
+        so training is bit-identical.
+        """
+        if self._resolved_routing() != "curl":
+            return self.critic(obs, actions)
+        features = self.critic.extract_features(obs, self.critic.features_extractor).detach()
+        qvalue_input = th.cat([features, actions], dim=1)
+        return tuple(q_net(qvalue_input) for q_net in self.critic.q_networks)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         # Switch to train mode (this affects batch norm / dropout)
@@ -118,7 +115,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
 
             # Get current Q-values estimates for each critic network
             # using action from the replay buffer
-            with FeatureTap(self.critic.features_extractor, self.aux_head is not None) as tap:  # curl_rl
+            with FeatureTap(self.critic.features_extractor, self._aux_taps_anchor) as tap:  # curl_rl
                 current_q_values = self.critic(obs, replay_data.actions)  # curl_rl: obs
 
             # Compute critic loss
@@ -127,7 +124,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
             critic_losses.append(critic_loss.item())
 
             # curl_rl: the auxiliary loss joins the critic loss (one backward, one encoder step)
-            anchor = tap.features if self._aux_uses_rl_augmentation else None
+            anchor = tap.features if self._aux_taps_anchor else None
             aux_loss = self._aux_loss(replay_data.observations, anchor, self._replay_futures)
             critic_total = critic_loss if aux_loss is None else critic_loss + aux_loss
 
@@ -140,7 +137,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
             # Compute actor loss
             # Alternative: actor_loss = th.mean(log_prob - qf1_pi)
             # Min over all critic networks
-            q_values_pi = th.cat(self.critic(obs, actions_pi), dim=1)  # curl_rl: obs
+            q_values_pi = th.cat(self._critic_for_actor(obs, actions_pi), dim=1)  # curl_rl: obs, detached encoder
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
             actor_losses.append(actor_loss.item())

@@ -1,0 +1,1 @@
+"""Rollout and replay buffers that keep what the auxiliary losses need (indices, future windows)."""

@@ -1,0 +1,1 @@
+"""Experiment layer: run configs, single runs, comparisons, checkpoints, callbacks and the CLI."""

@@ -1,0 +1,1 @@
+"""Results layer: statistics, summaries, plots and the representation probe."""
