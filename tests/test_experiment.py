@@ -12,7 +12,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import curl_rl.experiment.run as experiment
-from curl_rl.auxiliary.config import resolve_aux_config
+from curl_rl.auxiliary.config import ON_POLICY_RL_AUGMENT, resolve_aux_config
 from curl_rl.experiment.callbacks import ProgressBarCallback, aux_metric_tags
 from curl_rl.experiment.checkpoint import latest_checkpoint
 from curl_rl.experiment.cli import main
@@ -59,7 +59,10 @@ def test_run_folder_and_tensorboard_extras(tmp_path: Path) -> None:
     assert config["env"]["preset"] == "dots" and config["run"]["seed"] == 0 and config["steps"] == 96
     assert config["versions"]["stable_baselines3"]
     aux_rows = (run_dir / "aux_metrics.csv").read_text().splitlines()
-    assert aux_rows[0].split(",") == ["timesteps", *aux_metric_tags(resolve_aux_config("curl"))]
+    assert aux_rows[0].split(",") == [
+        "timesteps",
+        *aux_metric_tags(resolve_aux_config("curl"), rl_augment=ON_POLICY_RL_AUGMENT),
+    ]
     assert len(aux_rows) >= 3
 
     acc = _events(run_dir)

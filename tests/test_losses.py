@@ -83,3 +83,52 @@ def test_cosine_prediction() -> None:
     assert math.isclose(out.loss.item(), (0.0 + 4.0) / 2)
     masked = cosine_prediction_loss(p, z, torch.tensor([True, False]))
     assert masked.loss.item() == 0.0
+
+
+def _direct_info_nce_halves(q: torch.Tensor, k: torch.Tensor, w: torch.Tensor) -> tuple[float, float]:
+    """Both directions of CURL's bilinear InfoNCE, straight from the formula (no shifts)."""
+    logits = (q @ w @ k.T).double()
+    n = logits.shape[0]
+    q_to_k = sum(torch.logsumexp(logits[i], 0) - logits[i, i] for i in range(n)) / n
+    k_to_q = sum(torch.logsumexp(logits[:, j], 0) - logits[j, j] for j in range(n)) / n
+    return float(q_to_k), float(k_to_q)
+
+
+def test_info_nce_symmetric_both_halves_match_the_formula() -> None:
+    gen = torch.Generator().manual_seed(3)
+    q, k = torch.randn(16, 6, generator=gen) * 3, torch.randn(16, 6, generator=gen) * 3
+    w = torch.randn(6, 6, generator=gen)
+    q_to_k, k_to_q = _direct_info_nce_halves(q, k, w)
+    assert math.isclose(info_nce(q, k, weight=w).loss.item(), q_to_k, rel_tol=1e-5)
+    # the key-to-query half is the query-to-key loss with the roles swapped (W transposed)
+    assert math.isclose(info_nce(k, q, weight=w.T).loss.item(), k_to_q, rel_tol=1e-5)
+    sym = info_nce(q, k, weight=w, symmetric=True).loss.item()
+    assert math.isclose(sym, 0.5 * (q_to_k + k_to_q), rel_tol=1e-5)
+
+
+def test_info_nce_symmetric_by_hand() -> None:
+    # logits = [[2, 2], [0, 1]]: rows give log 2 and log(1 + e) - 1; columns [2, 0] and [2, 1]
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    k = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    w = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    rows = 0.5 * (math.log(2.0) + math.log(1.0 + math.e) - 1.0)
+    cols = 0.5 * ((math.log(math.exp(2) + 1) - 2) + (math.log(math.exp(2) + math.e) - 1))
+    out = info_nce(q, k, weight=w, symmetric=True)
+    assert math.isclose(out.loss.item(), 0.5 * (rows + cols), rel_tol=1e-6)
+
+
+def test_info_nce_own_frame_is_never_a_negative() -> None:
+    # rows 0 and 2 are two draws of the same frame (id 7): neither may be the other's negative,
+    # nor may the queued key of that frame
+    q, k = torch.eye(3), torch.eye(3)
+    queue = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    ids, queue_ids = torch.tensor([7, 8, 7]), torch.tensor([8, 7])
+    out = info_nce(q, k, weight=torch.eye(3), queue=queue, ids=ids, queue_ids=queue_ids)
+    # logits: in-batch identity; queue columns row 0 [0, 1], row 1 [1, 0], row 2 [0, 0]
+    # row 0 (id 7) drops key 2 and queue[1]: keeps its positive, key 1 and queue[0], all logit 0
+    row0 = -math.log(math.e / (math.e + 2))
+    # row 1 (id 8) drops queue[0]: keeps keys 0 and 2 and queue[1] (logit 0)
+    row1 = -math.log(math.e / (math.e + 3))
+    # row 2 (id 7) drops key 0 and queue[1]: keeps key 1 and queue[0]
+    row2 = -math.log(math.e / (math.e + 2))
+    assert math.isclose(out.loss.item(), (row0 + row1 + row2) / 3, rel_tol=1e-6)

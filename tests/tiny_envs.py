@@ -30,6 +30,7 @@ class DotEnv(gym.Env):
         channel_first: bool = False,
     ) -> None:
         self.size, self.frames, self.episode_len, self.channel_first = size, frames, episode_len, channel_first
+        self.frame_channels = 3  # RGB frames, stacked by the env itself (read by curl_rl's augmentations)
         shape = (3 * frames, size, size) if channel_first else (size, size, 3 * frames)
         self.observation_space = spaces.Box(0, 255, shape, np.uint8)
         self.action_space = spaces.Box(-1, 1, (2,), np.float32) if continuous else spaces.Discrete(5)

@@ -22,6 +22,8 @@ class CurlA2C(OnPolicyAuxMixin, A2C):
     :class:`~curl_rl.CurlPPO`. ``aux="none"`` trains exactly like SB3's A2C.
     """
 
+    _algorithm_kind = "a2c"
+
     def _setup_model(self) -> None:
         self._setup_on_policy_aux(self.n_steps * self.n_envs if hasattr(self, "n_envs") else None)
         super()._setup_model()
@@ -48,6 +50,7 @@ class CurlA2C(OnPolicyAuxMixin, A2C):
             obs_rl = self._aux_augment_rl(rollout_data.observations)  # curl_rl
             with FeatureTap(self.policy.features_extractor, self._aux_taps_anchor) as tap:  # curl_rl
                 values, log_prob, entropy = self.policy.evaluate_actions(obs_rl, actions)  # curl_rl: obs_rl
+            regulariser, anchor = self._aux_rl_regulariser(rollout_data.observations, actions, values, tap)  # curl_rl
             values = values.flatten()
 
             # Normalize advantage (not present in the original implementation)
@@ -70,11 +73,10 @@ class CurlA2C(OnPolicyAuxMixin, A2C):
 
             loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
-            # curl_rl: the auxiliary loss joins the A2C loss; the anchor reuses the A2C forward
-            anchor = tap.features if self._aux_taps_anchor else None
-            aux_loss = self._aux_loss(rollout_data.observations, anchor, self._rollout_futures)
-            if aux_loss is not None:
-                loss = loss + aux_loss
+            # curl_rl: the auxiliary loss (and DrAC's regulariser) joins the A2C loss
+            loss = self._aux_join(
+                loss, rollout_data.observations, anchor, self._rollout_futures, self._rollout_frame_ids(), regulariser
+            )
 
             # Optimization step
             self.policy.optimizer.zero_grad()

@@ -8,6 +8,7 @@ and ``_aux_log`` once at the end of ``train()``.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from torch import nn
 
+from curl_rl.algos.frames import FRAME_AWARE_AUGMENTATIONS, stacked_frame_channels
 from curl_rl.algos.performance import PerformanceConfig, apply_performance, resolve_performance_config
 from curl_rl.auxiliary.config import AuxConfig, resolve_aux_config
 from curl_rl.auxiliary.encoder import CenterCropExtractor
@@ -41,6 +43,8 @@ class AuxAlgorithmMixin:
     aux_optimizer: torch.optim.Optimizer | None
     routing: str
     _aux_finite: torch.Tensor
+    #: which RL-augmentation modes apply: "ppo", "a2c" or "off_policy" (see AuxConfig.resolve_rl_augment)
+    _algorithm_kind: str = "off_policy"
     # provided by BaseAlgorithm
     device: torch.device
     observation_space: gym.Space
@@ -93,6 +97,7 @@ class AuxAlgorithmMixin:
         :return: policy kwargs to hand to SB3.
         """
         self.aux_config = resolve_aux_config(aux)
+        self.aux_config.resolve_rl_augment(self._algorithm_kind)  # refuses a mode this algorithm cannot run
         self.performance: PerformanceConfig | Any = resolve_performance_config(performance)
         if routing not in ROUTINGS:
             raise ValueError(f"routing={routing!r} is not one of {list(ROUTINGS)}")
@@ -154,6 +159,7 @@ class AuxAlgorithmMixin:
         :param rl_batch_size: the RL minibatch the auxiliary loss shares (``None`` if unknown).
         :param user_encoder: whether the user gave their own features extractor.
         """
+        self._resolve_frame_channels()
         cfg = self.aux_config
         if not cfg.is_active:
             return
@@ -187,6 +193,13 @@ class AuxAlgorithmMixin:
                 )
             if "shift" in cfg.augment and h != w:
                 raise ValueError(f"{where} are {h}x{w}; 'shift' needs square images, use 'crop' instead")
+            frame_aware = sorted(set(cfg.augment) & set(FRAME_AWARE_AUGMENTATIONS))
+            if cfg.frame_channels is None and c not in (1, 3) and frame_aware:
+                raise ValueError(
+                    f"{where} have {c} channels and the env does not say how many stacked frames they hold; "
+                    f"{frame_aware} must treat each frame alone: set aux frame_channels (3 for RGB frames, "
+                    "1 for grayscale) or stack frames with curl_rl's FrameStack / SB3's VecFrameStack"
+                )
             if cfg.frame_channels is not None and c % cfg.frame_channels:
                 raise ValueError(
                     f"{where} have {c} channels, which do not divide into frames of frame_channels="
@@ -199,6 +212,14 @@ class AuxAlgorithmMixin:
                 f"aux '{cfg.name}' needs a batch of at least {need} for its negatives, got {batch}; "
                 "raise batch_size (or aux batch_size)"
             )
+
+    def _resolve_frame_channels(self) -> None:
+        """Fill ``aux_config.frame_channels`` in from the env's frame stacking (saved with the model)."""
+        if self.aux_config.frame_channels is not None:
+            return
+        found = stacked_frame_channels(getattr(self, "env", None))
+        if found is not None:
+            self.aux_config = dataclasses.replace(self.aux_config, frame_channels=found)
 
     def _setup_aux(self, encoder: nn.Module) -> None:
         """Build the head and its optimizer on ``self.device`` (after SB3's ``_setup_model``).
@@ -254,10 +275,16 @@ class AuxAlgorithmMixin:
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_aux_encoder", "_aux_stats"]  # type: ignore[misc]
 
-    # -- the four training hooks ----------------------------------------------------------
+    # -- the training hooks --------------------------------------------------------------
+    @property
+    def _rl_augment(self) -> str:
+        """The resolved RL-augmentation mode (``AuxConfig.rl_augment`` with ``"auto"`` decided)."""
+        return self.aux_config.resolve_rl_augment(self._algorithm_kind)
+
     @property
     def _aux_uses_rl_augmentation(self) -> bool:
-        return self.aux_config.augment_rl and bool(self.aux_config.augment) and self.aux_head is not None
+        """Whether the RL loss itself runs on the augmented batch ("naive" and "consistent")."""
+        return self.aux_head is not None and self._rl_augment in ("naive", "consistent")
 
     @property
     def _aux_taps_anchor(self) -> bool:
@@ -280,11 +307,38 @@ class AuxAlgorithmMixin:
             return cfg.weight * min(1.0, done / 0.1)
         return cfg.weight
 
+    def _aux_join(
+        self,
+        rl_loss: torch.Tensor,
+        obs: ObsT,
+        anchor: torch.Tensor | None,
+        futures: FutureFn | None = None,
+        ids: torch.Tensor | None = None,
+        regulariser: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The RL loss plus the weighted auxiliary loss (and an RL regulariser such as DrAC's).
+
+        Every algorithm's ``train()`` calls this once per update, just before its ``backward()``.
+
+        :param rl_loss: the algorithm's own loss (PPO/A2C total, SAC/TD3 critic, DQN TD loss).
+        :param obs: raw observations of the batch.
+        :param anchor: online features of an augmented view of ``obs`` from the RL forward pass,
+            or ``None`` to compute the anchor here.
+        :param futures: future windows for the future objectives (see :meth:`_aux_loss`).
+        :param ids: per-row frame ids (see :meth:`_aux_loss`).
+        :param regulariser: an extra, already weighted term of the RL objective.
+        :return: the loss to differentiate.
+        """
+        total = rl_loss if regulariser is None else rl_loss + regulariser
+        aux_loss = self._aux_loss(obs, anchor, futures, ids)
+        return total if aux_loss is None else total + aux_loss
+
     def _aux_loss(
         self,
         obs: ObsT,
         anchor_features: torch.Tensor | None,
         futures: FutureFn | None = None,
+        ids: torch.Tensor | None = None,
     ) -> torch.Tensor | None:
         """The weighted auxiliary loss for one update, or ``None`` when there is none.
 
@@ -293,6 +347,8 @@ class AuxAlgorithmMixin:
             from the RL forward pass); ``None`` computes the anchor here.
         :param futures: callable ``horizon -> (anchor_obs, future_obs, actions, valid)`` giving
             future windows; ``anchor_obs is None`` means they belong to the rows of ``obs``.
+        :param ids: ``(B,)`` identity of each row's frame, so that a frame seen again (PPO's
+            epochs, queued keys) is never its own negative; ``None`` if rows are all distinct.
         :return: scalar loss to add to the RL loss.
         """
         cfg, head = self.aux_config, self.aux_head
@@ -306,11 +362,12 @@ class AuxAlgorithmMixin:
             # the minibatch is already a random draw, so its first rows are a random subset
             obs = _take(obs, rows)
             anchor_features = None if anchor_features is None else anchor_features[:rows]
+            ids = None if ids is None else ids[:rows]
         if anchor_features is None:
             anchor_features = head.encode_online(encoder, head.augment(obs))
         total = torch.zeros((), device=self.device)
         if cfg.instance != "none":
-            out = head.instance_loss(anchor_features, obs)
+            out = head.instance_loss(anchor_features, obs, ids)
             total = total + out.loss
             self._aux_record("instance", out.loss, out.metrics)
         if cfg.future != "none":
@@ -350,10 +407,17 @@ class AuxAlgorithmMixin:
     def _aux_log(self) -> None:
         """Average this ``train()`` call's diagnostics with one device->host copy; check NaNs."""
         head = self.aux_head
-        if head is None or not self.aux_config.has_loss:
+        if head is None:
             return
         names = [n for n, v in self._aux_stats["values"].items() if v]
         values = [torch.stack(self._aux_stats["values"][n]).float().mean() for n in names]
+        if not self.aux_config.has_loss:
+            # augmentation only: just the RL regulariser's diagnostics (DrAC), if any
+            host_only = torch.stack(values).cpu().tolist() if values else []
+            self._aux_reset_stats()
+            for name, value in zip(names, host_only, strict=True):
+                self.logger.record(f"aux/{name}", value)
+            return
         values.append(head.key_encoder.distance(head.online(self._aux_encoder)))
         values.append(self._aux_finite.float())
         host = torch.stack(values).cpu().tolist()

@@ -62,8 +62,7 @@ class CurlDQN(OffPolicyAuxMixin, DQN):
 
             # curl_rl: the auxiliary loss joins the TD loss
             anchor = tap.features if self._aux_taps_anchor else None
-            aux_loss = self._aux_loss(replay_data.observations, anchor, self._replay_futures)
-            total = loss if aux_loss is None else loss + aux_loss
+            total = self._aux_join(loss, replay_data.observations, anchor, self._replay_futures)
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()

@@ -1,22 +1,34 @@
-"""Glue shared by CurlPPO and CurlA2C: the indexed rollout buffer and its future windows."""
+"""Glue shared by CurlPPO and CurlA2C: how the RL loss sees augmentation, and the rollout windows.
+
+``rl_augment`` (see :class:`~curl_rl.AuxConfig`) decides what the PPO/A2C loss sees:
+``"naive"`` evaluates the new policy on ``aug(s)`` against old log-probs of ``s`` (RAD);
+``"consistent"`` recomputes the old log-probs and values on the same ``aug(s)`` with a snapshot of
+the rollout's parameters, so the ratio starts at exactly 1; ``"drac"`` keeps the loss on ``s`` and
+adds DrAC's regularisers from one extra forward of ``aug(s)`` (which doubles as the contrastive
+anchor).
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch as th
 from gymnasium import spaces
 
 from curl_rl.algos.aux_mixin import AuxAlgorithmMixin, features_extractor_is_custom
+from curl_rl.auxiliary.drac import drac_regularisers
+from curl_rl.auxiliary.feature_tap import FeatureTap
 from curl_rl.auxiliary.head import ObsT
 from curl_rl.buffers.rollout import IndexedDictRolloutBuffer, IndexedRolloutBuffer
 
 
 class OnPolicyAuxMixin(AuxAlgorithmMixin):
-    """What CurlPPO and CurlA2C share: the rollout buffer with indices and its future windows."""
+    """What CurlPPO and CurlA2C share: RL-augmentation modes, the indexed rollout buffer, its windows."""
 
     rollout_buffer: Any
     rollout_buffer_class: Any
+    num_timesteps: int
 
     def _setup_on_policy_aux(self, batch_size: int | None) -> None:
         self._aux_validate(batch_size, features_extractor_is_custom(self.policy_kwargs))
@@ -37,3 +49,65 @@ class OnPolicyAuxMixin(AuxAlgorithmMixin):
         obs = th.as_tensor(buf.observations[rows]).to(self.device)  # stays uint8 until the device
         actions = th.as_tensor(buf.actions[action_rows]).to(self.device)
         return None, obs, actions, th.as_tensor(valid).to(self.device)
+
+    def _rollout_frame_ids(self) -> th.Tensor | None:
+        """A unique id per frame of this rollout (unique across rollouts too: it includes the
+        step count at which the rollout ended), for the queue's own-frame exclusion."""
+        inds = getattr(self.rollout_buffer, "last_batch_inds", None)
+        if inds is None or not self.aux_config.queue_size:
+            return None
+        rows = int(self.rollout_buffer.buffer_size * self.rollout_buffer.n_envs)
+        return th.as_tensor(inds, dtype=th.long, device=self.device) + int(self.num_timesteps) * rows
+
+    # -- how the RL loss sees augmentation -----------------------------------------------------
+    def _excluded_save_params(self) -> list[str]:
+        # the snapshot is rebuilt from the policy at every train() call
+        return [*super()._excluded_save_params(), "_aux_old_policy"]
+
+    def _aux_begin_train(self) -> None:
+        """Once per ``train()``, before any update: snapshot the rollout policy for "consistent"."""
+        if self.aux_head is None or self._rl_augment != "consistent":
+            return
+        if getattr(self, "_aux_old_policy", None) is None:
+            # the optimizer is not part of the snapshot (memo maps it to None)
+            self._aux_old_policy = copy.deepcopy(self.policy, memo={id(self.policy.optimizer): None})
+        self._aux_old_policy.load_state_dict(self.policy.state_dict())
+        self._aux_old_policy.set_training_mode(False)  # as in collect_rollouts
+
+    def _aux_old_estimates(self, obs_rl: ObsT, actions: th.Tensor, rollout_data: Any) -> tuple[th.Tensor, th.Tensor]:
+        """The old log-probs and values the ratio and the value clipping compare against.
+
+        :param obs_rl: the observations the new policy is evaluated on (augmented or not).
+        :param actions: the minibatch's actions, as given to ``evaluate_actions``.
+        :param rollout_data: the minibatch (its ``old_log_prob`` / ``old_values`` are of ``s``).
+        :return: ``(old_log_prob, old_values)``; under "consistent", those of the rollout's
+            parameters on ``obs_rl`` itself.
+        """
+        if self.aux_head is None or self._rl_augment != "consistent":
+            return rollout_data.old_log_prob, rollout_data.old_values
+        with th.no_grad():
+            values, log_prob, _ = self._aux_old_policy.evaluate_actions(obs_rl, actions)
+        return log_prob, values.flatten()
+
+    def _aux_rl_regulariser(
+        self, obs: ObsT, actions: th.Tensor, values: th.Tensor, tap: FeatureTap
+    ) -> tuple[th.Tensor | None, th.Tensor | None]:
+        """Call right after the RL forward: DrAC's weighted regularisers and the contrastive anchor.
+
+        :param obs: the raw minibatch observations ``s``.
+        :param actions: the minibatch's actions.
+        :param values: ``V`` from the RL forward (of ``s`` under "drac").
+        :param tap: the tap around the RL forward.
+        :return: ``(regulariser or None, anchor features or None)``.
+        """
+        if self.aux_head is None or self._rl_augment != "drac":
+            return None, (tap.features if self._aux_taps_anchor else None)
+        # SB3 keeps the last forward's torch distribution here; take it before the next forward
+        dist_s = self.policy.action_dist.distribution
+        with FeatureTap(self.policy.features_extractor, self.aux_config.has_loss) as aug_tap:
+            values_aug, _, _ = self.policy.evaluate_actions(self.aux_head.augment(obs), actions)
+        out = drac_regularisers(
+            dist_s, values, self.policy.action_dist.distribution, values_aug, self.aux_config.drac_weight
+        )
+        self._aux_record("drac", out.loss, out.metrics)
+        return out.loss, aug_tap.features

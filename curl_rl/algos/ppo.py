@@ -32,6 +32,8 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
         :class:`~curl_rl.algos.performance.PerformanceConfig`); state-dict compatible.
     """
 
+    _algorithm_kind = "ppo"
+
     def _setup_model(self) -> None:
         self._setup_on_policy_aux(self.batch_size)
         super()._setup_model()
@@ -54,6 +56,8 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
         entropy_losses = []
         pg_losses, value_losses = [], []
         clip_fractions = []
+        self._aux_begin_train()  # curl_rl
+        ratio_dev_at_start = None  # curl_rl: max |ratio - 1| before any update; 0 for a sound objective
 
         continue_training = True
         # train for n_epochs epochs
@@ -67,8 +71,12 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
                     actions = rollout_data.actions.long().flatten()
 
                 obs_rl = self._aux_augment_rl(rollout_data.observations)  # curl_rl
+                old_log_prob, old_values = self._aux_old_estimates(obs_rl, actions, rollout_data)  # curl_rl
                 with FeatureTap(self.policy.features_extractor, self._aux_taps_anchor) as tap:  # curl_rl
                     values, log_prob, entropy = self.policy.evaluate_actions(obs_rl, actions)  # curl_rl: obs_rl
+                regulariser, anchor = self._aux_rl_regulariser(
+                    rollout_data.observations, actions, values, tap
+                )  # curl_rl
                 values = values.flatten()
                 # Normalize advantage
                 advantages = rollout_data.advantages
@@ -77,7 +85,9 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
                 # ratio between old and new policy, should be one at the first iteration
-                ratio = th.exp(log_prob - rollout_data.old_log_prob)
+                ratio = th.exp(log_prob - old_log_prob)  # curl_rl: old_log_prob
+                if ratio_dev_at_start is None:  # curl_rl
+                    ratio_dev_at_start = (ratio - 1).abs().max().item()  # curl_rl
 
                 # clipped surrogate loss
                 policy_loss_1 = advantages * ratio
@@ -95,8 +105,8 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
                 else:
                     # Clip the difference between old and new value
                     # NOTE: this depends on the reward scaling
-                    values_pred = rollout_data.old_values + th.clamp(
-                        values - rollout_data.old_values, -clip_range_vf, clip_range_vf
+                    values_pred = old_values + th.clamp(  # curl_rl: old_values
+                        values - old_values, -clip_range_vf, clip_range_vf
                     )
                 # Value loss using the TD(gae_lambda) target
                 value_loss = F.mse_loss(rollout_data.returns, values_pred)
@@ -118,7 +128,7 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
                 # and discussion in PR #419: https://github.com/DLR-RM/stable-baselines3/pull/419
                 # and Schulman blog: http://joschu.net/blog/kl-approx.html
                 with th.no_grad():
-                    log_ratio = log_prob - rollout_data.old_log_prob
+                    log_ratio = log_prob - old_log_prob  # curl_rl: old_log_prob
                     approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio).cpu().numpy()
                     approx_kl_divs.append(approx_kl_div)
 
@@ -128,11 +138,15 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
                         print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl_div:.2f}")
                     break
 
-                # curl_rl: the auxiliary loss joins the PPO loss; the anchor reuses the PPO forward
-                anchor = tap.features if self._aux_taps_anchor else None
-                aux_loss = self._aux_loss(rollout_data.observations, anchor, self._rollout_futures)
-                if aux_loss is not None:
-                    loss = loss + aux_loss
+                # curl_rl: the auxiliary loss (and DrAC's regulariser) joins the PPO loss
+                loss = self._aux_join(
+                    loss,
+                    rollout_data.observations,
+                    anchor,
+                    self._rollout_futures,
+                    self._rollout_frame_ids(),
+                    regulariser,
+                )
 
                 # Optimization step
                 self.policy.optimizer.zero_grad()
@@ -161,6 +175,8 @@ class CurlPPO(OnPolicyAuxMixin, PPO):
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
+        if ratio_dev_at_start is not None:  # curl_rl
+            self.logger.record("train/ratio_dev_at_start", ratio_dev_at_start)  # curl_rl
         if self.clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
         self._aux_log()  # curl_rl

@@ -125,8 +125,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
 
             # curl_rl: the auxiliary loss joins the critic loss (one backward, one encoder step)
             anchor = tap.features if self._aux_taps_anchor else None
-            aux_loss = self._aux_loss(replay_data.observations, anchor, self._replay_futures)
-            critic_total = critic_loss if aux_loss is None else critic_loss + aux_loss
+            critic_total = self._aux_join(critic_loss, replay_data.observations, anchor, self._replay_futures)
 
             # Optimize the critic
             self.critic.optimizer.zero_grad()

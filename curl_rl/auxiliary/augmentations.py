@@ -296,14 +296,17 @@ class Compose(Augmentation):
 
 
 def infer_frame_channels(channels: int, frame_channels: int | None) -> int:
-    """Channels per stacked frame: the configured value, else 3 when it divides, else 1.
+    """Channels per stacked frame: the configured value, else the whole image is one frame.
+
+    Never guessed from the channel count (3 channels may be one RGB frame or three grayscale
+    frames); the algorithms fill ``frame_channels`` in from the env's frame stacking.
 
     :param channels: total channels of the image.
     :param frame_channels: configured value or ``None``.
     :return: channels per frame.
     """
     if frame_channels is None:
-        return 3 if channels % 3 == 0 else 1
+        return channels
     if channels % frame_channels != 0:
         raise ValueError(
             f"the image has {channels} channels, which do not divide into frames of {frame_channels} "

@@ -20,6 +20,12 @@ SIMILARITIES = ("bilinear", "cosine")
 TRIPLET_MINING = ("random", "hard", "semi-hard")
 WEIGHT_SCHEDULES = ("constant", "linear_decay", "linear_warmup")
 NAN_POLICIES = ("raise", "skip")
+#: how the RL loss sees augmentation (see ``AuxConfig.rl_augment``)
+RL_AUGMENT_MODES = ("auto", "none", "naive", "consistent", "drac")
+#: what ``rl_augment="auto"`` means for PPO/A2C (A2C has no old policy: "consistent" becomes "drac")
+#: and for the off-policy algorithms, where augmenting replay batches is DrQ/RAD and sound
+ON_POLICY_RL_AUGMENT = "drac"
+OFF_POLICY_RL_AUGMENT = "naive"
 
 
 @dataclass(frozen=True)
@@ -28,8 +34,16 @@ class AuxConfig:
 
     :param name: preset the config came from (informational; shown in logs and run folders).
     :param augment: augmentations applied in order, each from ``AUGMENTATION_NAMES``.
-    :param augment_rl: feed augmented observations to the RL loss too (RAD/DrQ); when off, only
-        the auxiliary loss sees augmented views.
+    :param rl_augment: how the RL loss uses augmentation. ``"none"``: only the auxiliary loss sees
+        augmented views. ``"naive"``: the RL loss runs on augmented observations as they are (RAD;
+        DrQ for SAC/TD3/DQN, where it is sound; in PPO the ratio then mixes
+        ``pi_new(a|aug s) / pi_old(a|s)``, which DrAC showed unsound). ``"consistent"`` (PPO): the
+        old log-probs and values are recomputed on the same augmented view with the rollout's
+        parameters, so the ratio starts at exactly 1. ``"drac"`` (PPO/A2C): the RL loss on
+        un-augmented observations plus DrAC's regularisers ``KL(pi(.|s) || pi(.|aug s))`` and
+        ``(V(s) - V(aug s))^2`` with weight ``drac_weight``. ``"auto"``: the measured on-policy
+        default (:data:`ON_POLICY_RL_AUGMENT`) for PPO/A2C, ``"naive"`` off-policy.
+    :param drac_weight: DrAC's ``alpha_r``, the weight of its two regularisers (paper: 0.1).
     :param crop_size: output side of ``"crop"``; the policy acts on the centre crop.
     :param pad: replicate padding of ``"shift"`` (DrQ uses 4 at 84x84).
     :param intensity_scale: std of the per-sample multiplicative intensity factor.
@@ -38,8 +52,9 @@ class AuxConfig:
     :param cutout_min: smallest side of the cutout rectangle, in pixels.
     :param cutout_max: largest side of the cutout rectangle, in pixels.
     :param grayscale_p: probability that a sample is turned to grayscale.
-    :param frame_channels: channels per stacked frame; ``None`` infers 3 (RGB) when the channel
-        count divides by 3, else 1.
+    :param frame_channels: channels per stacked frame; ``None`` takes it from the env's frame
+        stacking (curl_rl's ``FrameStack``, SB3's ``VecFrameStack``) when the model is built, and
+        otherwise treats the observation as one frame. Never guessed from the channel count.
     :param instance: instance-discrimination loss between two views of one frame.
     :param similarity: ``"bilinear"`` (CURL's learned W) or ``"cosine"`` with ``temperature``.
     :param temperature: softmax temperature of the cosine similarity.
@@ -73,7 +88,8 @@ class AuxConfig:
 
     name: str = "custom"
     augment: tuple[str, ...] = ()
-    augment_rl: bool = False
+    rl_augment: str = "none"
+    drac_weight: float = 0.1
     crop_size: int | None = None
     pad: int = 4
     intensity_scale: float = 0.05
@@ -114,7 +130,33 @@ class AuxConfig:
     @property
     def is_active(self) -> bool:
         """Whether this config changes training at all compared with the SB3 parent."""
-        return self.has_loss or (self.augment_rl and bool(self.augment))
+        return self.has_loss or (self.rl_augment != "none" and bool(self.augment))
+
+    def resolve_rl_augment(self, kind: str) -> str:
+        """The RL-augmentation mode an algorithm of ``kind`` runs (``"auto"`` resolved).
+
+        :param kind: ``"ppo"``, ``"a2c"`` or ``"off_policy"`` (SAC, TD3, DQN).
+        :return: ``"none"``, ``"naive"``, ``"consistent"`` or ``"drac"``.
+        :raises ValueError: a mode the algorithm cannot run, naming the ones it can.
+        """
+        if not self.augment or self.rl_augment == "none":
+            return "none"
+        mode = self.rl_augment
+        if mode == "auto":
+            mode = OFF_POLICY_RL_AUGMENT if kind == "off_policy" else ON_POLICY_RL_AUGMENT
+            if kind == "a2c" and mode == "consistent":
+                mode = "drac"
+        if kind == "off_policy" and mode in ("consistent", "drac"):
+            raise ValueError(
+                f"aux config: rl_augment={mode!r} is for PPO/A2C (it corrects a policy ratio or adds "
+                "DrAC's regularisers); off-policy algorithms use 'naive' (DrQ/RAD), 'none' or 'auto'"
+            )
+        if kind == "a2c" and mode == "consistent":
+            raise ValueError(
+                "aux config: rl_augment='consistent' recomputes PPO's old log-probs; A2C takes one step per "
+                "rollout and has none. Use 'drac', 'naive', 'none' or 'auto'"
+            )
+        return mode
 
     def validate(self) -> AuxConfig:
         """Check every value; raise ``ValueError`` naming the field and the fix.
@@ -128,6 +170,9 @@ class AuxConfig:
         _check_choice("triplet_mining", self.triplet_mining, TRIPLET_MINING)
         _check_choice("weight_schedule", self.weight_schedule, WEIGHT_SCHEDULES)
         _check_choice("nan_policy", self.nan_policy, NAN_POLICIES)
+        _check_choice("rl_augment", self.rl_augment, RL_AUGMENT_MODES)
+        if self.drac_weight < 0:
+            raise ValueError(f"aux config: drac_weight={self.drac_weight} must be >= 0 (DrAC uses 0.1)")
         for aug in self.augment:
             _check_choice("augment", aug, AUGMENTATION_NAMES)
         if "crop" in self.augment and self.crop_size is None:
@@ -184,7 +229,7 @@ class AuxConfig:
         return out
 
 
-_BASE_AUG: dict[str, Any] = {"augment": ("shift",), "augment_rl": True}
+_BASE_AUG: dict[str, Any] = {"augment": ("shift",), "rl_augment": "auto"}
 
 AUX_PRESETS: dict[str, dict[str, Any]] = {
     # The SB3 parent, unchanged.
@@ -205,7 +250,7 @@ AUX_PRESETS: dict[str, dict[str, Any]] = {
     # SPR: action-conditioned latent model rolled 5 steps, cosine to EMA targets, weight 5.
     "spr": {
         "augment": ("shift", "intensity"),
-        "augment_rl": True,
+        "rl_augment": "auto",
         "future": "transition",
         "future_k": 5,
         "future_loss": "cosine",
@@ -236,6 +281,9 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 def _coerce(name: str, value: Any) -> Any:
     # YAML and --set give lists and strings; the dataclass wants tuples and numbers.
+    if name == "rl_augment" and isinstance(value, bool):
+        # the 0.1 field augment_rl was a bool: True meant "augment the RL input", now "auto"
+        return "auto" if value else "none"
     if name == "augment":
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()] if value else []
@@ -270,6 +318,8 @@ def resolve_aux_config(aux: str | Mapping[str, Any] | AuxConfig | None = "none",
     else:
         raise TypeError(f"aux must be a preset name, a dict or an AuxConfig, not {type(aux).__name__}")
     values.update(overrides)
+    if "augment_rl" in values:
+        values["rl_augment"] = values.pop("augment_rl")
     known = {f.name for f in fields(AuxConfig)}
     unknown = sorted(set(values) - known)
     if unknown:

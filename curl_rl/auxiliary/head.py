@@ -100,6 +100,7 @@ class AuxiliaryHead(nn.Module):
     """
 
     queue: torch.Tensor
+    queue_ids: torch.Tensor
 
     def __init__(
         self,
@@ -149,6 +150,8 @@ class AuxiliaryHead(nn.Module):
         else:
             self.transition, self.future_predictor = None, None
         self.register_buffer("queue", torch.zeros(config.queue_size, self.latent_dim))
+        # the frame each queued key came from (-1: unknown), so no anchor meets its own frame
+        self.register_buffer("queue_ids", torch.full((config.queue_size,), -1, dtype=torch.long))
         self._queue_ptr = 0
         self._queue_len = 0
         self.to(device)
@@ -186,11 +189,14 @@ class AuxiliaryHead(nn.Module):
         return self.key_encoder(self._preprocess(obs))
 
     # -- losses ------------------------------------------------------------------------------
-    def instance_loss(self, anchor_features: torch.Tensor, obs: ObsT) -> LossOutput:
+    def instance_loss(self, anchor_features: torch.Tensor, obs: ObsT, ids: torch.Tensor | None = None) -> LossOutput:
         """Two views of one frame: the anchor (first view, online) against a second view (key).
 
         :param anchor_features: online features of the first augmented view (with gradient).
         :param obs: the raw observations; the key view is a fresh augmentation of them.
+        :param ids: ``(B,)`` identity of each row's frame; keys of the same frame (in the batch
+            or in the queue) are never negatives for it. ``None``: rows are distinct frames and
+            queued keys are treated as other frames.
         :return: loss and diagnostics.
         """
         cfg = self.config
@@ -202,17 +208,28 @@ class AuxiliaryHead(nn.Module):
             )
         else:
             queue = self.queue[: self._queue_len] if cfg.queue_size else None
-            out = info_nce(query, key, weight=self.W, temperature=cfg.temperature, queue=queue, symmetric=cfg.symmetric)
+            queue_ids = self.queue_ids[: self._queue_len] if cfg.queue_size else None
+            out = info_nce(
+                query,
+                key,
+                weight=self.W,
+                temperature=cfg.temperature,
+                queue=queue,
+                symmetric=cfg.symmetric,
+                ids=ids,
+                queue_ids=queue_ids,
+            )
             if cfg.queue_size:
-                self._enqueue(key)
+                self._enqueue(key, ids)
         out.metrics["embedding_std"] = F.normalize(query.detach(), dim=1).std(dim=0).mean()
         return out
 
     @torch.no_grad()
-    def _enqueue(self, keys: torch.Tensor) -> None:
+    def _enqueue(self, keys: torch.Tensor, ids: torch.Tensor | None = None) -> None:
         n = min(keys.shape[0], self.queue.shape[0])
         idx = (torch.arange(n, device=keys.device) + self._queue_ptr) % self.queue.shape[0]
         self.queue[idx] = keys[-n:].detach()
+        self.queue_ids[idx] = -1 if ids is None else ids[-n:].to(self.queue_ids)
         self._queue_ptr = (self._queue_ptr + n) % self.queue.shape[0]
         self._queue_len = min(self._queue_len + n, self.queue.shape[0])
 

@@ -58,6 +58,8 @@ def info_nce(
     queue: torch.Tensor | None = None,
     symmetric: bool = False,
     mask: torch.Tensor | None = None,
+    ids: torch.Tensor | None = None,
+    queue_ids: torch.Tensor | None = None,
 ) -> LossOutput:
     """InfoNCE: classify each query's own key among all keys (CURL, MoCo, ATC).
 
@@ -69,27 +71,29 @@ def info_nce(
     :param symmetric: average with the key-to-query direction (in-batch negatives only).
     :param mask: ``(B,)`` bool; rows (and their keys as negatives) that are False are ignored,
         e.g. temporal pairs that would cross an episode end.
+    :param ids: ``(B,)`` integer identity of each row's frame (e.g. its rollout or replay index).
+        A key whose id equals an anchor's id is that anchor's own frame: it is never used as a
+        negative for it (PPO's epochs and replay sampling show one frame several times).
+    :param queue_ids: ``(Q,)`` ids of the queued keys, compared with ``ids`` the same way.
     :return: loss and diagnostics ``accuracy``, ``pos_sim``, ``neg_sim``, ``gap``.
     """
     b = query.shape[0]
-    keys = key if queue is None or queue.numel() == 0 else torch.cat([key, queue], dim=0)
-    logits = similarity_logits(query, keys, weight, temperature)
-    if mask is not None:
-        # invalid keys must not act as negatives for valid rows
-        col_ok = torch.cat([mask, torch.ones(keys.shape[0] - b, dtype=torch.bool, device=mask.device)])
-        keep = col_ok.unsqueeze(0).expand_as(logits).clone()
-        # each row keeps its own positive, so masked rows stay finite (their weight is 0 anyway)
-        keep[:, :b] |= torch.eye(b, dtype=torch.bool, device=mask.device)
-        logits = logits.masked_fill(~keep, float("-inf"))
-    # subtracting the row max changes nothing mathematically but keeps exp() finite (CURL)
-    stable = logits - logits.max(dim=1, keepdim=True).values.detach()
+    has_queue = queue is not None and queue.numel() > 0
+    keys = torch.cat([key, queue], dim=0) if has_queue else key  # type: ignore[list-item]
+    raw = similarity_logits(query, keys, weight, temperature)
+    drop = _excluded_negatives(b, keys.shape[0], raw.device, mask, ids, queue_ids if has_queue else None)
+    logits = raw if drop is None else raw.masked_fill(drop, float("-inf"))
     labels = torch.arange(b, device=query.device)
-    per_row = F.cross_entropy(stable, labels, reduction="none")
+    per_row = F.cross_entropy(_shift_rows(logits), labels, reduction="none")
     if symmetric:
-        sq = stable[:, :b].T
-        per_row = 0.5 * (
-            per_row + F.cross_entropy(sq - sq.max(dim=1, keepdim=True).values.detach(), labels, reduction="none")
-        )
+        # keys classify queries: softmax over each column of the in-batch block. The shift must
+        # be the column's own max; reusing the row-shifted logits changes this softmax.
+        columns = raw[:, :b].T
+        if drop is not None:
+            # the in-batch block of ``drop`` is symmetric in what it excludes (invalid or
+            # same-frame partners), so it applies to the transposed problem as it stands
+            columns = columns.masked_fill(drop[:, :b], float("-inf"))
+        per_row = 0.5 * (per_row + F.cross_entropy(_shift_rows(columns), labels, reduction="none"))
     loss = _masked_mean(per_row, mask)
     with torch.no_grad():
         finite = torch.where(torch.isfinite(logits), logits, torch.zeros_like(logits))
@@ -105,6 +109,35 @@ def info_nce(
         }
         metrics["gap"] = metrics["pos_sim"] - metrics["neg_sim"]
     return LossOutput(loss, metrics)
+
+
+def _shift_rows(logits: torch.Tensor) -> torch.Tensor:
+    # subtracting the row max changes nothing mathematically but keeps exp() finite (CURL)
+    return logits - logits.max(dim=1, keepdim=True).values.detach()
+
+
+def _excluded_negatives(
+    b: int,
+    n_keys: int,
+    device: torch.device,
+    mask: torch.Tensor | None,
+    ids: torch.Tensor | None,
+    queue_ids: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """``(B, N)`` bool of logits that must not act as negatives; each row's positive is never dropped."""
+    if mask is None and ids is None:
+        return None
+    drop = torch.zeros(b, n_keys, dtype=torch.bool, device=device)
+    if mask is not None:
+        # invalid keys (e.g. pairs across an episode end) are no negatives for valid rows
+        drop[:, :b] |= ~mask.unsqueeze(0)
+    if ids is not None:
+        drop[:, :b] |= ids.view(b, 1) == ids.view(1, b)
+        if queue_ids is not None and n_keys > b:
+            drop[:, b:] |= ids.view(b, 1) == queue_ids.view(1, -1)
+    # each row keeps its own positive, so masked rows stay finite (their weight is 0 anyway)
+    drop[:, :b] &= ~torch.eye(b, dtype=torch.bool, device=device)
+    return drop
 
 
 def triplet_loss(

@@ -207,6 +207,11 @@ class FrameStack(gym.ObservationWrapper[np.ndarray, Any, np.ndarray]):
         self.observation_space = spaces.Box(0, 255, (height, width, self.channels * self.n), np.uint8)
         self._stack = np.zeros(self.observation_space.shape, dtype=np.uint8)
 
+    @property
+    def frame_channels(self) -> int:
+        """Channels of one stacked frame (read by curl_rl's augmentations through the VecEnv)."""
+        return int(self.channels)
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -57,7 +57,7 @@ PROBE_TAG = "aux/probe_r2"
 _INFONCE_METRICS = ("loss", "accuracy", "pos_sim", "neg_sim", "gap")
 
 
-def aux_metric_tags(config: AuxConfig, probe: bool = True) -> list[str]:
+def aux_metric_tags(config: AuxConfig, probe: bool = True, rl_augment: str = "none") -> list[str]:
     """The ``aux/*`` scalars an arm logs, in a stable order (the columns of ``aux_metrics.csv``).
 
     Mirrors what :class:`curl_rl.algos.aux_mixin.AuxAlgorithmMixin` records (minus aliases),
@@ -65,6 +65,7 @@ def aux_metric_tags(config: AuxConfig, probe: bool = True) -> list[str]:
 
     :param config: the arm's resolved auxiliary config.
     :param probe: include ``aux/probe_r2`` (every arm, ``none`` included, gets the probe).
+    :param rl_augment: the model's resolved RL-augmentation mode ("drac" logs its regularisers).
     :return: tag names.
     """
     tags: list[str] = []
@@ -83,6 +84,8 @@ def aux_metric_tags(config: AuxConfig, probe: bool = True) -> list[str]:
             tags += [f"aux/future/{m}" for m in (*names, "valid_fraction")]
         if config.nan_policy == "skip":
             tags.append("aux/skipped_updates")
+    if rl_augment == "drac":
+        tags += [f"aux/drac/{m}" for m in ("loss", "policy_kl", "value_gap")]
     if probe:
         tags.append(PROBE_TAG)
     return tags
@@ -271,10 +274,14 @@ def last_rgb_frame(images: torch.Tensor, frame_channels: int | None = None) -> t
     """The newest frame of channel-stacked images, as 3-channel images.
 
     :param images: ``(n, C, H, W)`` with frames stacked along C, newest last.
-    :param frame_channels: channels per frame (None: 3 when C divides by 3, else 1).
+    :param frame_channels: channels per frame; ``None`` (a model that did not learn it from its
+        env) falls back, for display only, to 3 when C divides by 3, else 1.
     :return: ``(n, 3, H, W)``, same dtype.
     """
-    per_frame = infer_frame_channels(int(images.shape[1]), frame_channels)
+    channels = int(images.shape[1])
+    if frame_channels is None:
+        frame_channels = 3 if channels % 3 == 0 else 1
+    per_frame = infer_frame_channels(channels, frame_channels)
     frame = images[:, -per_frame:]
     if per_frame == 1:
         frame = frame.expand(-1, 3, -1, -1)

@@ -478,7 +478,10 @@ def run_single(spec: RunSpec) -> RunResult:
         probe_data = _collect_probe(spec)
         _write_config(spec, model, len(probe_data) if probe_data is not None else None)
         aux_cfg = getattr(model, "aux_config")  # noqa: B009
-        aux_writer = AuxMetricsWriter(run_dir / "aux_metrics.csv", aux_metric_tags(aux_cfg, probe=cfg.probe.enabled))
+        aux_writer = AuxMetricsWriter(
+            run_dir / "aux_metrics.csv",
+            aux_metric_tags(aux_cfg, probe=cfg.probe.enabled, rl_augment=getattr(model, "_rl_augment", "none")),
+        )
         closers.append(aux_writer.close)
 
         def on_evaluation(step: int, mean_return: float, probe_r2: float | None) -> None:
