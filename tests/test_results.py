@@ -116,3 +116,12 @@ def test_committed_searches_match_their_summaries() -> None:
             for value in committed["values"]
         }
         assert table.rank(candidates)["best"] == committed["best"], search_json
+
+
+def test_search_with_words_breaks_ties_by_order_and_respects_eligible() -> None:
+    table = _load_search_table()
+    same: dict[str, list[float | None]] = {"curl": [1.0, 5.0]}
+    assert table.rank({"drac": _summary(same), "consistent": _summary(same)})["best"] == "drac"
+    better: dict[str, list[float | None]] = {"curl": [9.0, 5.0]}
+    result = table.rank({"naive": _summary(better), "drac": _summary(same)}, eligible=["drac", "consistent"])
+    assert result["best"] == "drac" and "eligible: drac, consistent" in result["criterion"]
