@@ -109,7 +109,9 @@ def test_encoder_receives_aux_gradient_and_actor_is_detached() -> None:
     model = make("sac", "curl")
     model.learn(60)
     obs = torch.as_tensor(np.stack([DotEnv(continuous=True).reset(seed=i)[0] for i in range(8)])).permute(0, 3, 1, 2)
-    assert model.actor.features_extractor is model.critic.features_extractor
+    # CURL's routing: the actor's conv trunk is the critic's (read detached), its head its own
+    assert model.actor.features_extractor.convs.trunk is model.critic.features_extractor.convs
+    assert model.actor.features_extractor.head is not model.critic.features_extractor.head
     actor_params = {id(p) for g in model.actor.optimizer.param_groups for p in g["params"]}
     assert not actor_params & {id(p) for p in model.critic.features_extractor.parameters()}
     model.critic.optimizer.zero_grad()

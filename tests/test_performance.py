@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +45,8 @@ def _batch(n: int = 5) -> torch.Tensor:
     return torch.rand(n, 6, 24, 24, generator=torch.Generator().manual_seed(1))
 
 
-# Once the algorithms take ``performance=`` (applied in ``_setup_aux``), the models here are built
-# with every switch off and switched explicitly by the tests; before that, they are built plain.
-WIRED = "performance" in inspect.signature(CurlSAC.__init__).parameters
-OFF: dict[str, Any] = {"performance": "off"} if WIRED else {}
+# the models here are built with every switch off and switched explicitly by the tests
+OFF: dict[str, Any] = {"performance": "off"}
 
 
 def _sac(seed: int = 0, **extra: Any) -> CurlSAC:
@@ -183,7 +180,8 @@ def test_every_encoder_of_a_curl_sac_model_is_found() -> None:
     policy = model.policy
     assert model.aux_head is not None
     expected = {
-        id(policy.critic.features_extractor),  # shared with the actor (routing="curl")
+        id(policy.critic.features_extractor),  # its conv trunk is the actor's too (routing="curl")
+        id(policy.actor.features_extractor),  # the actor's own head on that trunk
         id(policy.critic_target.features_extractor),
         id(model.aux_head.key_encoder.target[0]),  # type: ignore[index]
     }
@@ -253,7 +251,6 @@ def test_compiled_model_trains_and_round_trips(tmp_path: Path) -> None:
         assert torch.equal(value, model.policy.state_dict()[name]), name
 
 
-@pytest.mark.skipif(not WIRED, reason="the algorithms do not take performance= yet")
 def test_performance_kwarg_is_applied_at_build_and_load_and_can_be_overridden(tmp_path: Path) -> None:
     model = _sac(performance=CL)
     assert all(applied_performance(m) == CL for m in encoder_modules(model).values())

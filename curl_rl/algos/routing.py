@@ -1,13 +1,18 @@
 """CURL's gradient routing for SAC and TD3 policies.
 
 SB3's actor-critic policies either give actor and critic their own extractors, or share one
-that only the *actor* loss trains. CURL and DrQ do the opposite: one encoder, trained by the
-critic loss (and the auxiliary loss), read by the actor without gradient. These policy classes
-build exactly that; everything else is SB3's.
+that only the *actor* loss trains. CURL does the opposite: the critic owns the encoder, which the
+critic loss (and the auxiliary loss) trains; the actor's conv layers are *tied* to the critic's
+(``copy_conv_weights_from``) and read without gradient, while the actor keeps its own fc +
+LayerNorm head, trained by the actor loss. These policy classes build exactly that for encoders
+whose conv trunk we can find (:class:`~curl_rl.CurlEncoder`, SB3's ``NatureCNN``, either inside a
+:class:`~curl_rl.CenterCropExtractor`); any other extractor is shared whole and read detached
+(DrQ's way), with a warning. Everything else is SB3's.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch as th
@@ -15,6 +20,65 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Combine
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.sac import policies as sac_policies
 from stable_baselines3.td3 import policies as td3_policies
+from torch import nn
+
+from curl_rl.auxiliary.encoder import CenterCropExtractor, CurlEncoder
+
+
+class DetachedTrunk(nn.Module):
+    """Another module's conv trunk, read without gradient (CURL's ``detach_encoder`` for the actor).
+
+    Registering the trunk here shares its parameters (no copy); the actor's optimizer leaves them out.
+
+    :param trunk: the critic's conv trunk.
+    """
+
+    def __init__(self, trunk: nn.Module) -> None:
+        super().__init__()
+        self.trunk = trunk
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        with th.no_grad():
+            return self.trunk(x)
+
+
+def trunk_and_head(extractor: nn.Module) -> tuple[nn.Module, str, nn.Module] | None:
+    """Where an extractor keeps its conv trunk and its head: ``(owner, trunk attribute, head)``.
+
+    :param extractor: a features extractor.
+    :return: ``None`` when the extractor is not one whose parts we know.
+    """
+    inner = extractor.inner if isinstance(extractor, CenterCropExtractor) else extractor
+    if isinstance(inner, CurlEncoder):
+        return inner, "convs", inner.head
+    if isinstance(inner, NatureCNN):
+        return inner, "cnn", inner.linear
+    return None
+
+
+def tie_conv_trunk(extractor: nn.Module, source: nn.Module) -> bool:
+    """Make ``extractor`` read ``source``'s conv trunk, detached; its own head stays its own.
+
+    :param extractor: the actor's freshly built extractor (its own trunk is dropped).
+    :param source: the critic's extractor, which keeps training its trunk.
+    :return: whether the two could be tied (both of a known kind).
+    """
+    mine, theirs = trunk_and_head(extractor), trunk_and_head(source)
+    if mine is None or theirs is None:
+        return False
+    owner, name, _ = mine
+    setattr(owner, name, DetachedTrunk(getattr(theirs[0], theirs[1])))
+    return True
+
+
+def _warn_untied(extractor: nn.Module) -> None:
+    warnings.warn(
+        f"routing='curl': cannot find the conv trunk of {type(extractor).__name__}, so the actor reads the "
+        "critic's whole encoder (fc and LayerNorm included) detached, as DrQ does, instead of keeping its own "
+        "head as CURL does; use CurlEncoder or NatureCNN for CURL's routing",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 class DetachedSACActor(sac_policies.Actor):
@@ -34,7 +98,9 @@ class DetachedTD3Actor(td3_policies.Actor):
 
 
 def _actor_optimizer(policy: Any, lr_schedule: Schedule) -> th.optim.Optimizer:
-    params = [p for name, p in policy.actor.named_parameters() if not name.startswith("features_extractor.")]
+    # the actor loss never steps what the critic owns (the tied conv trunk, or the whole encoder)
+    critic_owned = {id(p) for p in policy.critic.parameters()}
+    params = [p for p in policy.actor.parameters() if id(p) not in critic_owned]
     return policy.optimizer_class(params, lr=lr_schedule(1), **policy.optimizer_kwargs)
 
 
@@ -45,18 +111,25 @@ class CurlRoutedSACPolicy(sac_policies.SACPolicy):
     ``share_features_extractor`` must stay False (the critic must see gradients).
     """
 
+    #: whether the actor has its own head on the critic's tied conv trunk (CURL) or reads the
+    #: critic's whole encoder (fallback for extractors whose trunk we cannot find)
+    conv_tied: bool
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("share_features_extractor"):
             raise ValueError("routing='curl' builds its own sharing; leave share_features_extractor=False")
         super().__init__(*args, **kwargs)
 
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> sac_policies.Actor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return DetachedSACActor(**actor_kwargs).to(self.device)
-
     def _build(self, lr_schedule: Schedule) -> None:
         self.critic = self.make_critic(features_extractor=None)
-        self.actor = self.make_actor(features_extractor=self.critic.features_extractor)
+        own = self.make_features_extractor()
+        self.conv_tied = tie_conv_trunk(own, self.critic.features_extractor)
+        if self.conv_tied:
+            self.actor = sac_policies.Actor(**self._update_features_extractor(self.actor_kwargs, own)).to(self.device)
+        else:
+            _warn_untied(own)
+            actor_kwargs = self._update_features_extractor(self.actor_kwargs, self.critic.features_extractor)
+            self.actor = DetachedSACActor(**actor_kwargs).to(self.device)
         self.actor.optimizer = _actor_optimizer(self, lr_schedule)
         self.critic_target = self.make_critic(features_extractor=None)
         self.critic_target.load_state_dict(self.critic.state_dict())
@@ -87,23 +160,39 @@ class CurlRoutedSACMultiInputPolicy(CurlRoutedSACPolicy):
 
 
 class CurlRoutedTD3Policy(td3_policies.TD3Policy):
-    """TD3 policy with one encoder owned and trained by the critic, read detached by the actor."""
+    """TD3 policy whose critic owns the encoder; the actor has its own head on the tied conv trunk.
+
+    The actor target ties its head to a conv trunk of its own, which Polyak-averages the critic's
+    trunk through the actor (TD3 moves the actor target from the actor's parameters).
+    """
+
+    conv_tied: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("share_features_extractor"):
             raise ValueError("routing='curl' builds its own sharing; leave share_features_extractor=False")
         super().__init__(*args, **kwargs)
 
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> td3_policies.Actor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return DetachedTD3Actor(**actor_kwargs).to(self.device)
-
     def _build(self, lr_schedule: Schedule) -> None:
         self.critic = self.make_critic(features_extractor=None)
         self.critic_target = self.make_critic(features_extractor=None)
         self.critic_target.load_state_dict(self.critic.state_dict())
-        self.actor = self.make_actor(features_extractor=self.critic.features_extractor)
-        self.actor_target = self.make_actor(features_extractor=None)
+        own = self.make_features_extractor()
+        self.conv_tied = tie_conv_trunk(own, self.critic.features_extractor)
+        if self.conv_tied:
+            target_own = self.make_features_extractor()
+            tie_conv_trunk(target_own, target_own)  # same structure as the actor: state dicts match
+            self.actor = td3_policies.Actor(**self._update_features_extractor(self.actor_kwargs, own)).to(self.device)
+            self.actor_target = td3_policies.Actor(**self._update_features_extractor(self.actor_kwargs, target_own)).to(
+                self.device
+            )
+        else:
+            _warn_untied(own)
+            shared = self._update_features_extractor(self.actor_kwargs, self.critic.features_extractor)
+            self.actor = DetachedTD3Actor(**shared).to(self.device)
+            self.actor_target = DetachedTD3Actor(**self._update_features_extractor(self.actor_kwargs, None)).to(
+                self.device
+            )
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.actor.optimizer = _actor_optimizer(self, lr_schedule)
         self.critic.optimizer = self.optimizer_class(

@@ -1,10 +1,14 @@
 """CurlSAC: SB3's SAC with the auxiliary objective on the critic's encoder.
 
-Routing (``routing="curl"``, the default whenever the auxiliary config is active): one encoder,
-owned by the critic; the critic loss and the auxiliary loss train it in one ``backward()`` and
-one optimizer step; the actor reads it detached. ``routing="sb3"`` keeps SB3's separate actor and
-critic extractors (the auxiliary loss then trains the critic's). ``train()`` follows SB3 2.x's
-``SAC.train`` line by line; our lines are marked ``# curl_rl``.
+Routing (``routing="curl"``, the default whenever the auxiliary config is active): the critic owns
+the encoder; the critic loss and the auxiliary loss train it in one ``backward()`` and one
+optimizer step; the actor has its own fc + LayerNorm head on the critic's conv trunk, read
+detached (CURL's ``copy_conv_weights_from`` + ``detach_encoder``). Under this routing an update is
+:meth:`CurlSAC._train_curl`, CURL's update on one screen. ``routing="sb3"`` keeps SB3's separate
+actor and critic extractors and runs ``train()``, which follows SB3 2.x's ``SAC.train`` line by
+line; our lines are marked ``# curl_rl``.
+
+:data:`CURL_PAPER_SAC` holds CURL's SAC settings (its paper and code) as keyword arguments.
 """
 
 from __future__ import annotations
@@ -15,11 +19,38 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
 from torch.nn import functional as F
 
 from curl_rl.algos.off_policy import OffPolicyAuxMixin
-from curl_rl.algos.routing import CurlRoutedSACPolicy
+from curl_rl.algos.routing import CurlRoutedSACPolicy, trunk_and_head
+from curl_rl.auxiliary.encoder import CurlEncoder
 from curl_rl.auxiliary.feature_tap import FeatureTap
+
+#: CURL's SAC (Laskin et al. 2020, paper and code) as CurlSAC keyword arguments; combine with
+#: ``aux="curl"`` (or "aug"/"none" for its baselines) and an env rendering 100x100 frames cropped to
+#: 84. The paper trains with batch 512, the code's scripts with 128. CURL's code has no tanh
+#: after the LayerNorm (the paper's text adds one) and bounds log-std to [-10, 2] (SB3: [-20, 2]).
+CURL_PAPER_SAC: dict[str, Any] = {
+    "routing": "curl",
+    "learning_rate": 1e-3,
+    "buffer_size": 100_000,
+    "learning_starts": 1000,
+    "batch_size": 512,
+    "tau": 0.01,
+    "encoder_tau": 0.05,
+    "target_update_interval": 2,
+    "actor_update_freq": 2,
+    "gamma": 0.99,
+    "ent_coef": "auto_0.1",
+    "alpha_lr": 1e-4,
+    "alpha_betas": (0.5, 0.999),
+    "policy_kwargs": {
+        "net_arch": [1024, 1024],
+        "features_extractor_class": CurlEncoder,
+        "features_extractor_kwargs": {"features_dim": 50, "tanh": False},
+    },
+}
 
 
 class CurlSAC(OffPolicyAuxMixin, SAC):
@@ -33,9 +64,52 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         defaults) or ``"auto"`` (``"curl"`` when the aux config is active, else ``"sb3"``).
     :param performance: speed switches for every encoder (``"auto"``, ``"off"``, a dict or a
         :class:`~curl_rl.algos.performance.PerformanceConfig`); state-dict compatible.
+    :param encoder_tau: soft-update coefficient of the target critic's encoder (CURL: 0.05, while
+        its Q heads use ``tau`` = 0.01); ``None`` moves everything with ``tau`` (SB3).
+    :param actor_update_freq: update the actor and the entropy coefficient every this many
+        gradient steps (CURL: 2). Counted over the whole run, like ``target_update_interval``
+        under ``routing="curl"`` (SB3 counts that one within each ``train()`` call).
+    :param alpha_lr: learning rate of the entropy coefficient (CURL: 1e-4); ``None``: ``learning_rate``.
+    :param alpha_betas: Adam betas of the entropy coefficient (CURL: (0.5, 0.999)); ``None``: Adam's.
     """
 
     _routed_policy_class = CurlRoutedSACPolicy
+
+    def __init__(
+        self,
+        policy: Any,
+        env: Any,
+        *args: Any,
+        encoder_tau: float | None = None,
+        actor_update_freq: int = 1,
+        alpha_lr: float | None = None,
+        alpha_betas: tuple[float, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if encoder_tau is not None and not 0.0 < encoder_tau <= 1.0:
+            raise ValueError(f"encoder_tau={encoder_tau} must lie in (0, 1] (CURL: 0.05), or None to use tau")
+        if int(actor_update_freq) < 1:
+            raise ValueError(f"actor_update_freq={actor_update_freq} must be >= 1 (CURL: 2)")
+        if alpha_lr is not None and not alpha_lr > 0:
+            raise ValueError(f"alpha_lr={alpha_lr} must be > 0 (CURL: 1e-4), or None to use learning_rate")
+        if alpha_betas is not None and (len(alpha_betas) != 2 or not all(0.0 <= b < 1.0 for b in alpha_betas)):
+            raise ValueError(f"alpha_betas={alpha_betas} must be two numbers in [0, 1) (CURL: (0.5, 0.999))")
+        self.encoder_tau = encoder_tau
+        self.actor_update_freq = int(actor_update_freq)
+        self.alpha_lr = alpha_lr
+        self.alpha_betas = None if alpha_betas is None else (float(alpha_betas[0]), float(alpha_betas[1]))
+        super().__init__(policy, env, *args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        if self.ent_coef_optimizer is not None and (self.alpha_lr is not None or self.alpha_betas is not None):
+            betas = self.alpha_betas or (0.9, 0.999)
+            lr = self.alpha_lr if self.alpha_lr is not None else self.lr_schedule(1)
+            assert self.log_ent_coef is not None
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=lr, betas=betas)
+
+    def _uses_curl_update(self) -> bool:
+        return self._resolved_routing() == "curl" and getattr(self.policy, "conv_tied", False) and not self.use_sde
 
     def _critic_for_actor(self, obs: Any, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         """Q-values for the actor loss; under CURL routing the encoder output is detached.
@@ -52,11 +126,13 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         return tuple(q_net(qvalue_input) for q_net in self.critic.q_networks)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        if self._uses_curl_update():  # curl_rl
+            return self._train_curl(gradient_steps, batch_size)  # curl_rl
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
         # Update optimizers learning rate
         optimizers = [self.actor.optimizer, self.critic.optimizer]
-        if self.ent_coef_optimizer is not None:
+        if self.ent_coef_optimizer is not None and self.alpha_lr is None:  # curl_rl: alpha_lr is fixed
             optimizers += [self.ent_coef_optimizer]
 
         # Update learning rate according to lr schedule
@@ -161,3 +237,114 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         if len(ent_coef_losses) > 0:
             self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
         self._aux_log()  # curl_rl
+
+    def _train_curl(self, gradient_steps: int, batch_size: int) -> None:
+        """CURL's SAC update (``curl_sac.py``'s ``update``), encoding each batch as few times as it can.
+
+        Per update: the critic encodes ``obs`` once with gradient; that one pass is the contrastive
+        anchor (tapped) and, detached, the conv input of the actor and alpha losses (as DrQ-v2
+        does). ``next_obs`` is encoded once by the online trunk (no grad, for the next action) and
+        once by the target critic; the key encoder encodes the positive view once.
+
+        Where it differs from CURL's code, and why: the actor reads the conv output from before
+        this step's critic update (CURL encodes ``obs`` again after it: one more conv forward for a
+        one-step-old trunk; DrQ-v2 reuses it too); the critic and auxiliary losses take one joint
+        Adam step on the encoder (CURL steps it separately for each, and twice for its loss: the
+        reference's double-step bug); the critic loss keeps SB3's factor 0.5.
+        """
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None and self.alpha_lr is None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+        critic_parts, actor_parts = (
+            trunk_and_head(self.critic.features_extractor),
+            trunk_and_head(self.actor.features_extractor),
+        )
+        assert critic_parts is not None and actor_parts is not None
+        critic_trunk, critic_head, actor_head = getattr(*critic_parts[:2]), critic_parts[2], actor_parts[2]
+        encoder_params = list(self.critic.features_extractor.parameters())
+        encoder_ids = {id(p) for p in encoder_params}
+        q_params = [p for p in self.critic.parameters() if id(p) not in encoder_ids]
+        target_encoder = list(self.critic_target.features_extractor.parameters())
+        target_ids = {id(p) for p in target_encoder}
+        target_q = [p for p in self.critic_target.parameters() if id(p) not in target_ids]
+        ent_coef_losses, ent_coefs, actor_losses, critic_losses = [], [], [], []
+
+        for _ in range(gradient_steps):
+            update = self._n_updates  # CURL's ``step``: counted over the run
+            replay = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            discounts = replay.discounts if replay.discounts is not None else self.gamma
+            obs = self._aux_augment_rl(replay.observations)
+            next_obs = self._aux_augment_rl(replay.next_observations)
+            log_alpha = self.log_ent_coef if self.ent_coef_optimizer is not None else None
+            ent_coef = th.exp(log_alpha.detach()) if log_alpha is not None else self.ent_coef_tensor
+            ent_coefs.append(ent_coef.item())
+
+            with th.no_grad():
+                next_actions, next_log_prob = self.actor.action_log_prob(next_obs)
+                # not critic_target(...): SB3's critic re-enables grad for its own extractor
+                target_features = self.critic_target.extract_features(next_obs, self.critic_target.features_extractor)
+                target_in = th.cat([target_features, next_actions], dim=1)
+                next_q = (
+                    th.cat([q(target_in) for q in self.critic_target.q_networks], dim=1).min(dim=1, keepdim=True).values
+                )
+                next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
+                target = replay.rewards + (1 - replay.dones) * discounts * next_q
+
+            with (
+                FeatureTap(self.critic.features_extractor, self._aux_taps_anchor) as tap,
+                FeatureTap(critic_trunk) as trunk_tap,
+            ):
+                current_q = self.critic(obs, replay.actions)
+            critic_loss = 0.5 * sum(F.mse_loss(q, target) for q in current_q)
+            assert isinstance(critic_loss, th.Tensor)
+            critic_losses.append(critic_loss.item())
+            anchor = tap.features if self._aux_taps_anchor else None
+            total = self._aux_join(critic_loss, replay.observations, anchor, self._replay_futures)
+            self.critic.optimizer.zero_grad()
+            total.backward()
+            self.critic.optimizer.step()
+            self._aux_step()
+
+            if update % self.actor_update_freq == 0:
+                assert trunk_tap.features is not None
+                conv = trunk_tap.features.detach().float()  # float: a bf16 encoder hands out bf16
+                latent = self.actor.latent_pi(actor_head(conv))
+                log_std = th.clamp(self.actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
+                mean = self.actor.mu(latent)
+                actions_pi, log_prob = self.actor.action_dist.log_prob_from_params(mean, log_std)  # type: ignore[call-arg]
+                log_prob = log_prob.reshape(-1, 1)
+                with th.no_grad():
+                    critic_features = critic_head(conv)
+                q_in = th.cat([critic_features, actions_pi], dim=1)
+                min_q_pi = th.cat([q_net(q_in) for q_net in self.critic.q_networks], dim=1).min(dim=1, keepdim=True)
+                actor_loss = (ent_coef * log_prob - min_q_pi.values).mean()
+                actor_losses.append(actor_loss.item())
+                self.actor.optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor.optimizer.step()
+                if log_alpha is not None and self.ent_coef_optimizer is not None:
+                    # CURL's form: alpha (not log alpha) times the detached entropy gap
+                    assert isinstance(self.target_entropy, float)
+                    alpha_loss = (th.exp(log_alpha) * (-log_prob - self.target_entropy).detach()).mean()
+                    ent_coef_losses.append(alpha_loss.item())
+                    self.ent_coef_optimizer.zero_grad()
+                    alpha_loss.backward()
+                    self.ent_coef_optimizer.step()
+
+            if update % self.target_update_interval == 0:
+                polyak_update(q_params, target_q, self.tau)
+                encoder_tau = self.tau if self.encoder_tau is None else self.encoder_tau
+                polyak_update(encoder_params, target_encoder, encoder_tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+            self._n_updates += 1
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", np.mean(ent_coefs))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
+        if actor_losses:
+            self.logger.record("train/actor_loss", np.mean(actor_losses))
+        if ent_coef_losses:
+            self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
+        self._aux_log()
