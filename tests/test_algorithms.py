@@ -58,7 +58,16 @@ def test_aux_batch_subset_of_the_minibatch() -> None:
 @pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
 @pytest.mark.parametrize("aux", ["atc", "spr", "triplet", "aug"])
 def test_other_presets_run(algo: str, aux: str) -> None:
-    make(algo, aux).learn(120)
+    model = make(algo, aux)
+    model.learn(120)
+    assert model.aux_head is not None and model.aux_config.name == aux
+    logged = model.logger.name_to_value
+    if aux == "aug":
+        assert "aux/loss" not in logged  # augmentation only: no auxiliary loss
+    else:
+        assert np.isfinite(logged["aux/loss"]) and "aux/key_distance" in logged
+    if aux in ("atc", "spr"):
+        assert 0.0 < logged["aux/future/valid_fraction"] <= 1.0
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))

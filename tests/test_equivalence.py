@@ -54,3 +54,29 @@ def test_none_trains_exactly_like_sb3(algo: str) -> None:
         assert torch.equal(ours_state[name], value), f"{algo}: {name} differs from SB3"
         changed += int(not torch.equal(initial[name], value))
     assert changed > 0, "training did not change any parameter; the test would prove nothing"
+
+
+#: branches of the copied train() that the default settings never enter
+BRANCHES = {
+    "ppo-target_kl-clip_range_vf": ("ppo", dict(target_kl=0.001, clip_range_vf=0.1)),
+    "ppo-sde": ("ppo-continuous", dict(use_sde=True, sde_sample_freq=4)),
+    "sac-fixed-ent_coef": ("sac", dict(ent_coef=0.05)),
+    "sac-sde": ("sac", dict(use_sde=True)),
+    "sac-n-step": ("sac", dict(n_steps=3)),
+    "td3-n-step": ("td3", dict(n_steps=3)),
+    "dqn-n-step": ("dqn", dict(n_steps=3)),
+}
+
+
+@pytest.mark.parametrize("branch", sorted(BRANCHES))
+def test_none_trains_exactly_like_sb3_in_other_branches(branch: str) -> None:
+    name, extra = BRANCHES[branch]
+    algo = name.split("-")[0]
+    continuous = algo in ("sac", "td3") or name.endswith("continuous")
+    kwargs = {**_kwargs(algo), **extra}
+    ours = ALGOS[algo]("CnnPolicy", DotEnv(continuous=continuous), aux="none", **kwargs)
+    ours.learn(200)
+    parent = PARENTS[algo]("CnnPolicy", DotEnv(continuous=continuous), **kwargs)
+    parent.learn(200)
+    for key, value in parent.policy.state_dict().items():
+        assert torch.equal(ours.policy.state_dict()[key], value), f"{branch}: {key} differs from SB3"

@@ -1,6 +1,6 @@
 """CurlA2C: SB3's A2C with the auxiliary objective on its shared features extractor.
 
-``train()`` follows SB3 2.x's ``A2C.train`` line by line; our lines are marked ``# curl_rl``.
+``train()`` follows SB3 2.9's ``A2C.train`` line by line; our lines are marked ``# curl_rl``.
 """
 
 from __future__ import annotations

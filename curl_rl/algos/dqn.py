@@ -1,7 +1,7 @@
 """CurlDQN: SB3's DQN with the auxiliary objective on the online Q-network's encoder.
 
 The key encoder is its own EMA copy of that encoder (DQN's target network is a periodic hard
-copy, which is not a momentum encoder). ``train()`` follows SB3 2.x's ``DQN.train`` line by line;
+copy, which is not a momentum encoder). ``train()`` follows SB3 2.9's ``DQN.train`` line by line;
 our lines are marked ``# curl_rl``.
 """
 

@@ -2,7 +2,7 @@
 
 Routing: PPO has one extractor shared by actor and critic (SB3's default), so the auxiliary
 gradients simply join the PPO loss's gradients in the same ``backward()`` and the same optimizer
-step. ``train()`` follows SB3 2.x's ``PPO.train`` line by line; our lines are marked ``# curl_rl``.
+step. ``train()`` follows SB3 2.9's ``PPO.train`` line by line; our lines are marked ``# curl_rl``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ the encoder; the critic loss and the auxiliary loss train it in one ``backward()
 optimizer step; the actor has its own fc + LayerNorm head on the critic's conv trunk, read
 detached (CURL's ``copy_conv_weights_from`` + ``detach_encoder``). Under this routing an update is
 :meth:`CurlSAC._train_curl`, CURL's update on one screen. ``routing="sb3"`` keeps SB3's separate
-actor and critic extractors and runs ``train()``, which follows SB3 2.x's ``SAC.train`` line by
+actor and critic extractors and runs ``train()``, which follows SB3 2.9's ``SAC.train`` line by
 line; our lines are marked ``# curl_rl``.
 
 :data:`CURL_PAPER_SAC` holds CURL's SAC settings (its paper and code) as keyword arguments.

@@ -1,6 +1,6 @@
 """CurlTD3: SB3's TD3 with the auxiliary objective on the critic's encoder.
 
-Routing as in :mod:`curl_rl.algos.sac`. ``train()`` follows SB3 2.x's ``TD3.train`` line by line; our
+Routing as in :mod:`curl_rl.algos.sac`. ``train()`` follows SB3 2.9's ``TD3.train`` line by line; our
 lines are marked ``# curl_rl``.
 """
 
