@@ -187,3 +187,12 @@ def test_device_that_does_not_exist(device: str) -> None:
         pytest.skip("this machine has MPS")
     with pytest.raises(ValueError, match="use device='auto'"):
         CurlPPO("CnnPolicy", DotEnv(), aux="curl", device=device, policy_kwargs=SMALL)
+
+
+@pytest.mark.parametrize("field", ["weight", "future_weight", "temperature", "tau", "lr", "drac_weight"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_refused_in_every_aux_field(field: str, value: float) -> None:
+    from curl_rl import resolve_aux_config
+
+    with pytest.raises(ValueError, match=f"{field}=.* is not a finite number"):
+        resolve_aux_config({"preset": "curl+future", field: value})

@@ -8,6 +8,7 @@ same names mean the same settings everywhere.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -163,6 +164,18 @@ class AuxConfig:
 
         :return: ``self``, so calls can be chained.
         """
+        self._check_choices()
+        self._check_finite()
+        self._check_augmentation()
+        self._check_numbers()
+        if self.has_loss and not self.augment and self.instance != "none":
+            raise ValueError(
+                "aux config: an instance loss needs at least one augmentation (two views of one frame "
+                "must differ); set augment=('shift',)"
+            )
+        return self
+
+    def _check_choices(self) -> None:
         _check_choice("instance", self.instance, INSTANCE_LOSSES)
         _check_choice("future", self.future, FUTURE_OBJECTIVES)
         _check_choice("future_loss", self.future_loss, FUTURE_LOSSES)
@@ -171,24 +184,41 @@ class AuxConfig:
         _check_choice("weight_schedule", self.weight_schedule, WEIGHT_SCHEDULES)
         _check_choice("nan_policy", self.nan_policy, NAN_POLICIES)
         _check_choice("rl_augment", self.rl_augment, RL_AUGMENT_MODES)
-        if self.drac_weight < 0:
-            raise ValueError(f"aux config: drac_weight={self.drac_weight} must be >= 0 (DrAC uses 0.1)")
         for aug in self.augment:
             _check_choice("augment", aug, AUGMENTATION_NAMES)
+
+    def _check_finite(self) -> None:
+        # NaN passes every comparison below (NaN < 0 is False), and inf slips past range checks
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"aux config: {f.name}={value} is not a finite number; give a finite value")
+
+    def _check_augmentation(self) -> None:
         if "crop" in self.augment and self.crop_size is None:
             raise ValueError("aux config: augment 'crop' needs crop_size (e.g. crop_size=84 for 100x100 frames)")
         if "crop" in self.augment and "shift" in self.augment:
             raise ValueError("aux config: use either 'crop' or 'shift', not both (shift is pad + crop)")
         if self.crop_size is not None and self.crop_size < 8:
             raise ValueError(f"aux config: crop_size={self.crop_size} is too small; use at least 8")
+        if self.pad < 0:
+            raise ValueError(f"aux config: pad={self.pad} must be >= 0")
+        if self.cutout_min < 1 or self.cutout_max < self.cutout_min:
+            raise ValueError("aux config: need 1 <= cutout_min <= cutout_max")
+        if not 0.0 <= self.grayscale_p <= 1.0:
+            raise ValueError("aux config: grayscale_p must lie in [0, 1]")
+        if self.frame_channels is not None and self.frame_channels < 1:
+            raise ValueError("aux config: frame_channels must be >= 1, or None to take it from the env")
+
+    def _check_numbers(self) -> None:
+        if self.drac_weight < 0:
+            raise ValueError(f"aux config: drac_weight={self.drac_weight} must be >= 0 (DrAC uses 0.1)")
         if not 0.0 < self.tau <= 1.0:
             raise ValueError(f"aux config: tau={self.tau} must lie in (0, 1]; CURL uses 0.05, ATC 0.01")
         if self.update_period < 1:
             raise ValueError(f"aux config: update_period={self.update_period} must be >= 1")
         if self.future_k < 1:
             raise ValueError(f"aux config: future_k={self.future_k} must be >= 1 (steps into the future)")
-        if self.pad < 0:
-            raise ValueError(f"aux config: pad={self.pad} must be >= 0")
         if self.queue_size < 0:
             raise ValueError(f"aux config: queue_size={self.queue_size} must be >= 0 (0 disables the queue)")
         if self.temperature <= 0:
@@ -201,20 +231,8 @@ class AuxConfig:
             raise ValueError("aux config: grad_clip must be > 0, or None to disable clipping")
         if self.batch_size is not None and self.batch_size < 2:
             raise ValueError(f"aux config: batch_size={self.batch_size} leaves no negatives; use >= 2")
-        if self.cutout_min < 1 or self.cutout_max < self.cutout_min:
-            raise ValueError("aux config: need 1 <= cutout_min <= cutout_max")
-        if not 0.0 <= self.grayscale_p <= 1.0:
-            raise ValueError("aux config: grayscale_p must lie in [0, 1]")
         if self.projection_dim is not None and self.projection_dim < 1:
             raise ValueError("aux config: projection_dim must be >= 1, or None to use the features")
-        if self.frame_channels is not None and self.frame_channels < 1:
-            raise ValueError("aux config: frame_channels must be >= 1, or None to infer it")
-        if self.has_loss and not self.augment and self.instance != "none":
-            raise ValueError(
-                "aux config: an instance loss needs at least one augmentation (two views of one frame "
-                "must differ); set augment=('shift',)"
-            )
-        return self
 
     def min_batch_size(self) -> int:
         """Smallest batch that gives the requested negatives."""

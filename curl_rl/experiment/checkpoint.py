@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 import uuid
 import warnings
@@ -49,7 +48,7 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, con
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import recursive_getattr
 
-from curl_rl.experiment.determinism import capture_rng_state, restore_rng_state
+from curl_rl.experiment.determinism import capture_rng_state, restore_rng_state, versions
 
 __all__ = [
     "CHECKPOINT_DIRNAME",
@@ -217,22 +216,6 @@ def _algo_name(model: BaseAlgorithm) -> str | None:
     return None
 
 
-def _versions() -> dict[str, str]:
-    import gymnasium
-    import stable_baselines3
-
-    import curl_rl
-
-    return {
-        "curl_rl": curl_rl.__version__,
-        "stable_baselines3": stable_baselines3.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "gymnasium": gymnasium.__version__,
-        "python": sys.version.split()[0],
-    }
-
-
 def _remove_stale_temp(folder: Path) -> None:
     # a .tmp-* folder whose writer is gone is the remains of a killed save
     for path in folder.glob(f"{_TMP_PREFIX}*"):
@@ -336,7 +319,7 @@ def save_checkpoint(
             "file_sizes": {f: (tmp / f).stat().st_size for f in files},
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "unix_time": time.time(),
-            "versions": _versions(),
+            "versions": versions(),
         }
         with open(tmp / META_FILE, "w") as fh:
             json.dump(meta, fh, indent=2, default=str)

@@ -557,6 +557,54 @@ def default_routing(algo: str) -> str:
     return "curl" if algo in ("sac", "td3") else "auto"
 
 
+def _apply_override(
+    tree: dict[str, Any],
+    key: str,
+    value: Any,
+    *,
+    algo: str,
+    preset: Any,
+    sb3_params: dict[str, Any],
+    aux_defaults: dict[str, Any],
+) -> None:
+    """Apply one ``--set key=value`` to the experiment tree, refusing unknown keys by name."""
+    section, *path = key.split(".")
+    if section == "env":
+        if not path:
+            raise _unknown_key(key, [f"env.{k}" for k in _flat_keys(tree["env"])], "env settings")
+        # env.kwargs.* are the env constructor's own arguments: new ones are allowed (the
+        # dry-run build checks them); every other env key must exist in the preset
+        create = len(path) == 2 and path[0] == "kwargs" and isinstance(tree["env"].get("kwargs"), dict)
+        _set_nested(tree["env"], "env", path, value, create=create, key=key, where=f"env preset {preset.name!r}")
+    elif section == "algo":
+        valid = ["policy", "n_envs", "routing", *sb3_params]
+        if not path or path[0] not in valid:
+            managed = _MANAGED_ALGO_KEYS.get(path[0]) if path else None
+            if managed:
+                raise UsageError(f"--set {key} is not allowed: {managed}")
+            raise _unknown_key(key, [f"algo.{k}" for k in valid], f"algo {algo}")
+        if len(path) > 1 and path[0] not in _DICT_ALGO_KEYS and not isinstance(tree["algo"].get(path[0]), dict):
+            raise UsageError(f"--set {key}: algo.{path[0]} is not a dict setting")
+        reference = tree["algo"].get(path[0], sb3_params.get(path[0]))
+        if len(path) == 1:
+            tree["algo"][path[0]] = _check_type(key, value, reference)
+        else:
+            _set_nested(tree["algo"], "algo", path, value, create=True, key=key, where=f"algo {algo}")
+    elif section == "aux":
+        if len(path) != 1 or path[0] not in aux_defaults:
+            raise _unknown_key(key, [f"aux.{k}" for k in aux_defaults], "AuxConfig fields")
+        tree["aux"][path[0]] = _check_type(key, value, tree["aux"].get(path[0], aux_defaults[path[0]]))
+    elif section in ("eval", "probe"):
+        if len(path) != 1 or path[0] not in tree[section]:
+            raise _unknown_key(key, [f"{section}.{k}" for k in tree[section]], f"{section} settings")
+        tree[section][path[0]] = _check_type(key, value, tree[section][path[0]])
+    else:
+        raise UsageError(
+            f"unknown --set key {key!r}: the first part must be one of env, algo, aux, eval, probe "
+            "(e.g. algo.learning_rate=3e-4, aux.tau=0.01, env.frame_stack=2)"
+        )
+
+
 def resolve_experiment(
     *,
     env: str | None,
@@ -601,41 +649,7 @@ def resolve_experiment(
     sb3_params = algo_parameters(algo)
     aux_defaults = {f.name: f.default for f in fields(AuxConfig) if f.name != "name"}
     for key, value in pairs:
-        section, *path = key.split(".")
-        if section == "env":
-            if not path:
-                raise _unknown_key(key, [f"env.{k}" for k in _flat_keys(tree["env"])], "env settings")
-            # env.kwargs.* are the env constructor's own arguments: new ones are allowed (the
-            # dry-run build checks them); every other env key must exist in the preset
-            create = len(path) == 2 and path[0] == "kwargs" and isinstance(tree["env"].get("kwargs"), dict)
-            _set_nested(tree["env"], "env", path, value, create=create, key=key, where=f"env preset {preset.name!r}")
-        elif section == "algo":
-            valid = ["policy", "n_envs", "routing", *sb3_params]
-            if not path or path[0] not in valid:
-                managed = _MANAGED_ALGO_KEYS.get(path[0]) if path else None
-                if managed:
-                    raise UsageError(f"--set {key} is not allowed: {managed}")
-                raise _unknown_key(key, [f"algo.{k}" for k in valid], f"algo {algo}")
-            if len(path) > 1 and path[0] not in _DICT_ALGO_KEYS and not isinstance(tree["algo"].get(path[0]), dict):
-                raise UsageError(f"--set {key}: algo.{path[0]} is not a dict setting")
-            reference = tree["algo"].get(path[0], sb3_params.get(path[0]))
-            if len(path) == 1:
-                tree["algo"][path[0]] = _check_type(key, value, reference)
-            else:
-                _set_nested(tree["algo"], "algo", path, value, create=True, key=key, where=f"algo {algo}")
-        elif section == "aux":
-            if len(path) != 1 or path[0] not in aux_defaults:
-                raise _unknown_key(key, [f"aux.{k}" for k in aux_defaults], "AuxConfig fields")
-            tree["aux"][path[0]] = _check_type(key, value, tree["aux"].get(path[0], aux_defaults[path[0]]))
-        elif section in ("eval", "probe"):
-            if len(path) != 1 or path[0] not in tree[section]:
-                raise _unknown_key(key, [f"{section}.{k}" for k in tree[section]], f"{section} settings")
-            tree[section][path[0]] = _check_type(key, value, tree[section][path[0]])
-        else:
-            raise UsageError(
-                f"unknown --set key {key!r}: the first part must be one of env, algo, aux, eval, probe "
-                "(e.g. algo.learning_rate=3e-4, aux.tau=0.01, env.frame_stack=2)"
-            )
+        _apply_override(tree, key, value, algo=algo, preset=preset, sb3_params=sb3_params, aux_defaults=aux_defaults)
 
     algo_tree = tree["algo"]
     policy, n_envs, routing_value = algo_tree.pop("policy"), algo_tree.pop("n_envs"), algo_tree.pop("routing")

@@ -13,7 +13,9 @@ Captured states are made of tensors, numbers, strings, tuples and dicts only, so
 from __future__ import annotations
 
 import os
+import platform
 import random
+import sys
 from typing import Any
 
 import numpy as np
@@ -186,3 +188,21 @@ def configure_determinism(strict: bool = True, warn_only: bool = False) -> None:
     torch.use_deterministic_algorithms(strict, warn_only=warn_only)
     torch.backends.cudnn.deterministic = strict
     torch.backends.cudnn.benchmark = not strict and torch.backends.cudnn.benchmark
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that decide the numbers of a run (written with runs and checkpoints)."""
+    import gymnasium
+    import stable_baselines3
+
+    import curl_rl
+
+    return {
+        "curl_rl": curl_rl.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "torch": str(torch.__version__),
+        "gymnasium": gymnasium.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(terse=True),
+    }

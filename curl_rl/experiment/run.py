@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import socket
 import sys
 import time
@@ -60,6 +59,7 @@ from curl_rl.experiment.config import (
     envs_api,
     plain,
 )
+from curl_rl.experiment.determinism import versions
 from curl_rl.results.probe import ProbeData, RepresentationProbe, collect_probe_frames
 
 __all__ = [
@@ -186,24 +186,6 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def versions() -> dict[str, str]:
-    """Versions of the libraries that decide the numbers of a run."""
-    import gymnasium
-    import stable_baselines3
-
-    import curl_rl
-
-    return {
-        "curl_rl": curl_rl.__version__,
-        "stable_baselines3": stable_baselines3.__version__,
-        "torch": str(torch.__version__),
-        "gymnasium": gymnasium.__version__,
-        "numpy": np.__version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(terse=True),
-    }
 
 
 # -- building ------------------------------------------------------------------------------------
