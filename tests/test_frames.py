@@ -43,10 +43,12 @@ def test_grayscale_and_jitter_never_mix_stacked_gray_frames() -> None:
     images = _three_gray_frames()
     gen = torch.Generator().manual_seed(0)
     gray = build_augmentation(
-        resolve_aux_config({"augment": ["grayscale"], "grayscale_p": 1.0, "frame_channels": 1}), 3
+        resolve_aux_config({"preset": "none", "augment": ["grayscale"], "grayscale_p": 1.0, "frame_channels": 1}), 3
     )
     assert torch.equal(gray(images, gen).to(torch.uint8), images)
-    jitter = build_augmentation(resolve_aux_config({"augment": ["color_jitter"], "frame_channels": 1}), 3)
+    jitter = build_augmentation(
+        resolve_aux_config({"preset": "none", "augment": ["color_jitter"], "frame_channels": 1}), 3
+    )
     out = jitter(images, gen)
     # each frame is flat, so brightness/contrast keep it flat and keep the frames' order
     for f in range(3):
@@ -56,7 +58,7 @@ def test_grayscale_and_jitter_never_mix_stacked_gray_frames() -> None:
 
 def test_without_frame_information_three_channels_are_one_frame_not_a_guess() -> None:
     # no frame_channels: the whole image is one frame; nothing is inferred from "3"
-    cfg = resolve_aux_config({"augment": ["noise"]})
+    cfg = resolve_aux_config({"preset": "none", "augment": ["noise"]})
     assert cfg.frame_channels is None
     aug = build_augmentation(cfg, 3)
     assert aug.augmentations[0].frame_channels == 3  # one 3-channel frame, as given

@@ -43,7 +43,13 @@ def test_augmentations_keep_shape_dtype_range_and_treat_frames_alike(
     size = images.shape[-1]
     crop = size - 2
     cfg = resolve_aux_config(
-        {"augment": names, "crop_size": crop if "crop" in names else None, "frame_channels": fc, "cutout_max": 6}
+        {
+            "preset": "none",
+            "augment": names,
+            "crop_size": crop if "crop" in names else None,
+            "frame_channels": fc,
+            "cutout_max": 6,
+        }
     )
     aug = build_augmentation(cfg, images.shape[1])
     out = aug(images, torch.Generator().manual_seed(seed))

@@ -320,6 +320,7 @@ def resolve_aux_config(aux: str | Mapping[str, Any] | AuxConfig | None = "none",
     """
     if aux is None:
         aux = "none"
+    unnamed = False
     if isinstance(aux, AuxConfig):
         base = aux.to_dict()
         values: dict[str, Any] = base
@@ -329,6 +330,7 @@ def resolve_aux_config(aux: str | Mapping[str, Any] | AuxConfig | None = "none",
         values = {"name": aux, **AUX_PRESETS[aux]}
     elif isinstance(aux, Mapping):
         aux = dict(aux)
+        unnamed = "preset" not in aux and "name" not in aux
         preset = aux.pop("preset", aux.get("name", "none"))
         if preset not in AUX_PRESETS:
             raise ValueError(f"unknown aux preset {preset!r}; choose one of {list(AUX_PRESETS)}")
@@ -342,4 +344,12 @@ def resolve_aux_config(aux: str | Mapping[str, Any] | AuxConfig | None = "none",
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown aux config field(s) {unknown}; valid fields: {sorted(known)}")
-    return AuxConfig(**{k: _coerce(k, v) for k, v in values.items()}).validate()
+    config = AuxConfig(**{k: _coerce(k, v) for k, v in values.items()}).validate()
+    if isinstance(aux, Mapping) and unnamed and not config.is_active:
+        # overrides on top of "none" change nothing: the model would silently train without a head
+        raise ValueError(
+            f"aux dict {dict(aux)} names no preset, so it overrides 'none' and trains no auxiliary loss; "
+            f"say which preset it overrides, e.g. {{'preset': 'curl', **{dict(aux)}}} "
+            f"(presets: {', '.join(AUX_PRESETS)}), or pass 'preset': 'none' explicitly"
+        )
+    return config
