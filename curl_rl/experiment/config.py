@@ -267,21 +267,20 @@ def _preset_algo(preset: Any, algo: str) -> dict[str, Any]:
     }
 
 
-#: the action spaces each algorithm can act in
-_ALGO_SPACES = {"dqn": "discrete", "sac": "continuous", "td3": "continuous"}
-
-
 def _check_algo_fits(preset: Any, algo: str) -> None:
     """DQN on continuous actions (or SAC/TD3 on discrete ones): a clear error from the preset alone."""
-    need = _ALGO_SPACES.get(algo)
+    from curl_rl.envs.presets import ALGO_ACTION_SPACES  # the one place the rule lives
+
+    accepted = ALGO_ACTION_SPACES.get(algo, ())
     try:
         have = getattr(preset, "action_space_type", None)
     except Exception:  # an env whose spaces cannot be read without its extra; the dry run checks later
         have = None
-    if need is not None and have in ("discrete", "continuous") and have != need:
-        hint = "ppo, a2c or dqn" if have == "discrete" else "ppo, a2c, sac or td3"
+    if accepted and have in ("discrete", "continuous") and have not in accepted:
+        fitting = ", ".join(name for name, spaces in ALGO_ACTION_SPACES.items() if have in spaces)
+        need = " or ".join(accepted)
         raise UsageError(
-            f"{algo} needs {need} actions, but env {preset.name!r} has {have} actions; use {hint} "
+            f"{algo} needs {need} actions, but env {preset.name!r} has {have} actions; use {fitting} "
             f"(or an env preset with {need} actions)"
         )
 

@@ -61,6 +61,7 @@ from curl_rl.experiment.config import (
 )
 from curl_rl.experiment.determinism import versions
 from curl_rl.results.probe import ProbeData, RepresentationProbe, collect_probe_frames
+from curl_rl.results.summary import read_status_file
 
 __all__ = [
     "RunResult",
@@ -177,11 +178,8 @@ def write_status(run_dir: Path, **values: Any) -> dict[str, Any]:
 
 def read_status(run_dir: Path) -> dict[str, Any] | None:
     """``status.json`` of a run folder, or None when missing or unreadable."""
-    try:
-        data = json.loads((Path(run_dir) / "status.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    data, problem = read_status_file(Path(run_dir))
+    return None if problem else data
 
 
 def _now() -> str:

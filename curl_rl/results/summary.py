@@ -222,7 +222,7 @@ def read_numeric_csv(path: Path, required: Sequence[str] = ()) -> CsvData:
     return CsvData(columns=columns, n_skipped=skipped)
 
 
-def _read_status(run_dir: Path) -> tuple[dict[str, Any], str | None]:
+def read_status_file(run_dir: Path) -> tuple[dict[str, Any], str | None]:
     """Parse ``status.json``; a missing or half-written file yields ``({}, problem)``."""
     path = run_dir / "status.json"
     try:
@@ -237,7 +237,7 @@ def _read_status(run_dir: Path) -> tuple[dict[str, Any], str | None]:
 
 
 def _load_run(arm: str, seed: int, run_dir: Path) -> RunRecord:
-    info, status_problem = _read_status(run_dir)
+    info, status_problem = read_status_file(run_dir)
     problems = [status_problem] if status_problem else []
     status_value = info.get("status")
     status = status_value if isinstance(status_value, str) and status_value else "unknown"
