@@ -25,7 +25,7 @@ NAN_POLICIES = ("raise", "skip")
 RL_AUGMENT_MODES = ("auto", "none", "naive", "consistent", "drac")
 #: what ``rl_augment="auto"`` means for PPO/A2C (A2C has no old policy: "consistent" becomes "drac")
 #: and for the off-policy algorithms, where augmenting replay batches is DrQ/RAD and sound
-ON_POLICY_RL_AUGMENT = "drac"
+ON_POLICY_RL_AUGMENT = "consistent"
 OFF_POLICY_RL_AUGMENT = "naive"
 
 
