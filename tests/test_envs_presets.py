@@ -9,6 +9,7 @@ import pytest
 import stable_baselines3 as sb3
 import yaml
 
+from curl_rl import ALGOS
 from curl_rl.envs import EnvPreset, PresetError, list_presets, load_preset
 from curl_rl.envs.presets import bundled_presets_dir, make_action_noise, sb3_constructor_params
 
@@ -53,6 +54,7 @@ def test_bundled_preset_is_valid(name: str) -> None:
         cfg = preset.algo_config(algo)
         cls = getattr(sb3, algo.upper())
         valid = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env"}
+        valid |= set(inspect.signature(ALGOS[algo].__init__).parameters)  # e.g. CurlSAC's encoder_tau
         assert set(cfg["hyperparams"]) <= valid, (name, algo)
         policy_cls = cls.policy_aliases[cfg["policy"]]
         policy_params = set(inspect.signature(policy_cls.__init__).parameters)
@@ -168,3 +170,19 @@ def test_sb3_params_and_section_mapping_access() -> None:
     assert preset.budgets["quick"] == preset.budget("quick")
     assert preset.eval.get("n_episodes") == preset.eval.n_episodes
     assert bundled_presets_dir().name == "envs"
+
+
+def test_preset_keywords_of_the_curl_classes_match_their_signatures() -> None:
+    import inspect
+
+    import stable_baselines3 as sb3
+
+    from curl_rl import ALGOS
+    from curl_rl.envs.presets import CURL_RL_ALGO_PARAMS
+
+    for algo, cls in ALGOS.items():
+        own = set(inspect.signature(cls.__init__).parameters) - set(
+            inspect.signature(getattr(sb3, algo.upper()).__init__).parameters
+        )
+        own -= {"args", "kwargs", "aux", "routing", "performance"}
+        assert own == set(CURL_RL_ALGO_PARAMS.get(algo, ())), algo

@@ -201,7 +201,7 @@ def test_non_finite_numbers_are_refused_in_every_aux_field(field: str, value: fl
 def test_aux_dict_without_a_preset_is_refused_with_the_fix() -> None:
     from curl_rl import resolve_aux_config
 
-    with pytest.raises(ValueError, match="names no preset.*'preset': 'curl'"):
+    with pytest.raises(ValueError, match=r"names no preset.*'preset': 'curl'"):
         resolve_aux_config({"weight": 0.1})
     with pytest.raises(ValueError, match="names no preset"):
         CurlPPO("CnnPolicy", DotEnv(), aux={"weight": 0.1})

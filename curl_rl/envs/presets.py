@@ -427,6 +427,13 @@ def _dict(where: str, value: Any) -> dict[str, Any]:
     return value
 
 
+#: keywords the Curl algorithm classes add to their SB3 parent's (presets may set them);
+#: tests/test_envs_presets.py checks this against the classes' signatures
+CURL_RL_ALGO_PARAMS: dict[str, frozenset[str]] = {
+    "sac": frozenset({"encoder_tau", "actor_update_freq", "alpha_lr", "alpha_betas"}),
+}
+
+
 @functools.lru_cache(maxsize=16)
 def sb3_constructor_params(algo: str) -> frozenset[str]:
     """Keyword arguments an SB3 algorithm's constructor accepts (besides ``policy`` and ``env``).
@@ -437,7 +444,8 @@ def sb3_constructor_params(algo: str) -> frozenset[str]:
 
     cls = getattr(sb3, algo.upper())
     params = inspect.signature(cls.__init__).parameters
-    return frozenset(p for p in params if p not in ("self", "policy", "env"))
+    own = frozenset(p for p in params if p not in ("self", "policy", "env"))
+    return own | CURL_RL_ALGO_PARAMS.get(algo, frozenset())
 
 
 def _check_env(where: str, raw: Any) -> EnvSection:

@@ -339,12 +339,15 @@ def _sb3_parent(cls: type) -> type:
 
 def algo_parameters(algo: str) -> dict[str, Any]:
     """Keyword -> default of the SB3 algorithm under ``algo`` (runner-managed keys left out)."""
-    signature = inspect.signature(_sb3_parent(ALGOS[algo]).__init__)  # type: ignore[misc]
     out = {}
-    for name, param in signature.parameters.items():
-        if name in ("self", "policy", "env") or name in _MANAGED_ALGO_KEYS:
-            continue
-        out[name] = None if param.default is inspect.Parameter.empty else param.default
+    # SB3's keywords, then the ones a Curl class adds (CurlSAC's encoder_tau, actor_update_freq, ...)
+    for cls in (_sb3_parent(ALGOS[algo]), ALGOS[algo]):
+        for name, param in inspect.signature(cls.__init__).parameters.items():  # type: ignore[misc]
+            if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                continue
+            if name in ("self", "policy", "env", "aux", "routing", "performance") or name in _MANAGED_ALGO_KEYS:
+                continue
+            out.setdefault(name, None if param.default is inspect.Parameter.empty else param.default)
     return out
 
 
