@@ -339,7 +339,7 @@ def _sb3_parent(cls: type) -> type:
 
 def algo_parameters(algo: str) -> dict[str, Any]:
     """Keyword -> default of the SB3 algorithm under ``algo`` (runner-managed keys left out)."""
-    out = {}
+    out: dict[str, Any] = {}
     # SB3's keywords, then the ones a Curl class adds (CurlSAC's encoder_tau, actor_update_freq, ...)
     for cls in (_sb3_parent(ALGOS[algo]), ALGOS[algo]):
         for name, param in inspect.signature(cls.__init__).parameters.items():  # type: ignore[misc]
