@@ -256,3 +256,18 @@ def test_final_return_uses_last_timestep_not_last_row(tmp_path: Path) -> None:
     _make_run(root, "none", 0, evaluations_text=EVAL_HEADER + "2000,7,0,5\n0,0,0,5\n1000,3,0,5\n")
     (run,) = load_experiment(root)
     assert run.final_return == 7.0
+
+
+def test_fewer_than_three_seeds_are_flagged(tmp_path: Path) -> None:
+    root = tmp_path / "few"
+    for seed in (0, 1):
+        _make_run(root, "none", seed, returns=[0, 1, 2, 3])
+        _make_run(root, "curl", seed, returns=[0, 2, 4, 6])
+    result = write_summary(root, n_boot=20, seed=0)
+    flagged = [n for n in result["notes"] if "fewer than 3 finished seeds" in n]
+    assert flagged and "curl" in flagged[0] and "at least 5 seeds" in flagged[0]
+    assert "fewer than 3 finished seeds" in (root / "summary.md").read_text()
+    for seed in (2, 3):
+        _make_run(root, "none", seed, returns=[0, 1, 2, 3])
+        _make_run(root, "curl", seed, returns=[0, 2, 4, 6])
+    assert not [n for n in write_summary(root, n_boot=20, seed=0)["notes"] if "fewer than" in n]

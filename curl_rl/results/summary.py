@@ -483,6 +483,13 @@ def _summarize_runs(
                 f"\N{DAGGER} P({arm} > {baseline}) compares different seed sets "
                 f"({s['seeds']['done']} vs {sorted(baseline_seeds or ())})"
             )
+    few = sorted(arm for arm, s in arm_stats.items() if 0 < s["n_done"] < MIN_SEEDS_FOR_CI)
+    if few:
+        # a bootstrap over 1-2 seeds prints tight-looking intervals that mean nothing
+        notes.append(
+            f"fewer than {MIN_SEEDS_FOR_CI} finished seeds in {', '.join(few)}: the confidence intervals and "
+            f"P values there are not meaningful; run at least {MIN_SEEDS_FOR_CLAIM} seeds per arm before a claim"
+        )
     final_steps = sorted({r.final_timesteps for r in runs if r.usable})
     if len(final_steps) > 1:
         notes.append(
@@ -720,6 +727,12 @@ def _error_line(error: str | None) -> str:
     lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
     line = lines[-1] if lines else error.strip()
     return line if len(line) <= 240 else line[:237] + "..."
+
+
+#: below this many finished seeds an arm's bootstrap CIs and P values are flagged
+MIN_SEEDS_FOR_CI = 3
+#: the fewest seeds per arm a comparison should have before it claims anything
+MIN_SEEDS_FOR_CLAIM = 5
 
 
 def render_markdown(summary: Mapping[str, Any]) -> str:
