@@ -1,0 +1,25 @@
+"""The GPU study script runs end to end in its CPU smoke mode (DMC, three arms, a few steps)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_gpu_study_smoke_mode_writes_a_summary(tmp_path: Path) -> None:
+    pytest.importorskip("dm_control")
+    env = {**os.environ, "GPU_STUDY_RUNS": str(tmp_path / "runs"), "OUT": str(tmp_path / "out")}
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_study.sh", "--smoke"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["arm_order"] == ["none", "aug", "curl"]
+    assert all(summary["arms"][arm]["n_done"] == 1 for arm in summary["arm_order"])
+    assert (tmp_path / "out" / "learning_curves.png").stat().st_size > 0
