@@ -137,9 +137,14 @@ class AuxAlgorithmMixin:
             ) from err
         if dev.type == "cuda":
             if not torch.cuda.is_available():
-                raise ValueError(
-                    f"device={device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'"
+                # SB3 falls back to the CPU here; we do too, but say so (a silent CPU run looks like a hang)
+                warnings.warn(
+                    f"device={device!r} was asked for but CUDA is not available: training on the CPU "
+                    "(as SB3 does); pass device='cpu' or 'auto' to silence this",
+                    RuntimeWarning,
+                    stacklevel=3,
                 )
+                return
             n = torch.cuda.device_count()
             if dev.index is not None and dev.index >= n:
                 raise ValueError(
