@@ -171,3 +171,25 @@ def test_compare_continues_an_interrupted_run_from_its_checkpoint(
     steps = [int(ln.split(",")[0]) for ln in (run_dir / "evaluations.csv").read_text().splitlines()[1:]]
     assert steps[0] == 0 and steps == sorted(set(steps)) and steps[-1] >= 96
     assert not (run_dir.parent / ".attempts").exists()
+
+
+def test_resume_continues_exactly_the_folder_given_even_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    argv = ["train", "--env", "dots", "--aux", "curl", "--steps", "128", "--threads", "1", "--tb-images-every", "0"]
+    argv += [f"--set={item}" for item in PROBE]
+    monkeypatch.setattr(experiment, "ProgressBarCallback", _CtrlC)
+    assert main(argv) == 130
+    original = Path("runs") / "dots-ppo" / "curl" / "seed0"
+    copy = tmp_path / "elsewhere" / "my-copy"
+    shutil.copytree(original, copy)
+    before = {p.relative_to(original): p.read_bytes() for p in original.rglob("*") if p.is_file()}
+    monkeypatch.setattr(experiment, "ProgressBarCallback", ProgressBarCallback)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(copy), "--threads", "1"]) == 0
+    after = {p.relative_to(original): p.read_bytes() for p in original.rglob("*") if p.is_file()}
+    assert after == before  # the original was not touched
+    assert json.loads((copy / "status.json").read_text())["status"] == "done"
+    assert not (tmp_path / "elsewhere" / "curl").exists()

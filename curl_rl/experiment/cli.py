@@ -296,6 +296,7 @@ def _resume_spec(args: argparse.Namespace) -> Any:
         verbose=args.verbose,
         resume=True,
         cli=record,
+        folder=str(run_dir),  # exactly the folder given, never one rebuilt from its config
     )
 
 

@@ -99,6 +99,8 @@ class RunSpec:
     :param verbose: SB3 verbosity (1 prints SB3's tables).
     :param resume: continue from the newest checkpoint of the run folder.
     :param fail_hook: raise inside the run on purpose (tests of failure handling).
+    :param folder: the run folder itself, overriding ``experiment_dir/arm/seedN`` (``--resume DIR``
+        continues exactly DIR, also when it was copied or renamed).
     :param cli: how the config was asked for (stored in ``config.yaml`` so ``--resume`` can rebuild it).
     """
 
@@ -115,10 +117,13 @@ class RunSpec:
     resume: bool = False
     fail_hook: bool = False
     cli: dict[str, Any] = field(default_factory=dict)
+    folder: str | None = None
 
     @property
     def run_dir(self) -> Path:
-        """``runs/<experiment>/<arm>/seed<N>``."""
+        """``runs/<experiment>/<arm>/seed<N>``, or exactly ``folder`` when one was given (``--resume``)."""
+        if self.folder is not None:
+            return Path(self.folder)
         return Path(self.experiment_dir) / self.arm / f"seed{self.seed}"
 
     @property
