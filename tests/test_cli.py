@@ -263,3 +263,15 @@ def test_python_dash_m_entry_point() -> None:
     ).stdout
     for command in ("train", "compare", "plot", "envs", "arms"):
         assert command in out
+
+
+def test_the_same_compare_twice_is_refused_while_the_first_runs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from curl_rl.experiment.lock import FolderLock
+
+    # the first compare holds the experiment folder (here: this process, as it would)
+    with FolderLock(tmp_path / "runs" / "dots-ppo", what="experiment"):
+        err = _error(capsys, ["compare", "--env", "dots", "--arms", "none", "--seeds", "1", "--steps", "32"])
+    assert "is being written by pid" in err and ".lock" in err
+    _nothing_ran(tmp_path)

@@ -27,6 +27,7 @@ import yaml
 from curl_rl.algos import ALGOS
 from curl_rl.auxiliary.config import AUX_PRESETS
 from curl_rl.experiment.config import DEFAULT_ENV, TensorBoardSettings, UsageError
+from curl_rl.experiment.lock import FolderLock, FolderLocked
 
 __all__ = ["build_parser", "main"]
 
@@ -235,6 +236,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     except UsageError:
         raise
+    except FolderLocked as exc:
+        raise UsageError(str(exc)) from None
     except Exception as exc:
         print(
             f"run failed: {type(exc).__name__}: {exc}\n(traceback in {spec.run_dir / 'status.json'})", file=sys.stderr
@@ -332,13 +335,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         cli=_cli_record(args, config),
     )
-    plan = plan_runs(experiment_dir, config, arms, seeds, template, sys.argv)
-    print(
-        f"experiment {experiment_dir}: {config.algo} on {config.env_name}, arms {', '.join(arms)}, "
-        f"seeds {seeds[0]}..{seeds[-1]}, {config.steps} steps each" + (" (resuming)" if plan.resumed else ""),
-        flush=True,
-    )
-    code, _ = compare(plan, jobs=jobs, backend=args.backend, address=args.address, baseline=baseline)
+    # one compare per experiment folder: planning reads the runs' statuses, so it happens under the lock
+    try:
+        lock = FolderLock(experiment_dir, what="experiment")
+        lock.acquire()
+    except FolderLocked as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        plan = plan_runs(experiment_dir, config, arms, seeds, template, sys.argv)
+        print(
+            f"experiment {experiment_dir}: {config.algo} on {config.env_name}, arms {', '.join(arms)}, "
+            f"seeds {seeds[0]}..{seeds[-1]}, {config.steps} steps each" + (" (resuming)" if plan.resumed else ""),
+            flush=True,
+        )
+        code, _ = compare(plan, jobs=jobs, backend=args.backend, address=args.address, baseline=baseline)
+    finally:
+        lock.release()
     _print_table(experiment_dir)
     return code
 

@@ -60,6 +60,7 @@ from curl_rl.experiment.config import (
     plain,
 )
 from curl_rl.experiment.determinism import versions
+from curl_rl.experiment.lock import FolderLock, FolderLocked
 from curl_rl.results.probe import ProbeData, RepresentationProbe, collect_probe_frames
 from curl_rl.results.summary import read_status_file
 
@@ -413,6 +414,13 @@ def run_single(spec: RunSpec) -> RunResult:
     :param spec: the run.
     :return: the result of a finished run.
     """
+    # one writer per run folder: a second one (the same compare started twice) is refused here,
+    # before it touches status.json, the CSVs, TensorBoard or the checkpoints
+    with FolderLock(spec.run_dir, what="run"):
+        return _run_single_locked(spec)
+
+
+def _run_single_locked(spec: RunSpec) -> RunResult:
     if spec.threads:
         torch.set_num_threads(max(1, int(spec.threads)))
     cfg = spec.config
@@ -602,6 +610,11 @@ def run_single_safe(spec: RunSpec) -> RunResult:
     start = time.monotonic()
     try:
         return run_single(spec)
+    except FolderLocked as exc:
+        # another writer owns the folder: leave its status alone
+        return RunResult(
+            arm=spec.arm, seed=spec.seed, status="failed", error=str(exc), wall_time_s=time.monotonic() - start
+        )
     except Exception as exc:
         error = "".join(traceback.format_exception(exc))
         try:

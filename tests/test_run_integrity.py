@@ -1,0 +1,59 @@
+"""Run-folder integrity: one writer per run and per experiment, stale locks, resume of the folder given."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from curl_rl.experiment.lock import LOCK_NAME, FolderLock, FolderLocked
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    with FolderLock(folder):
+        holder = json.loads((folder / LOCK_NAME).read_text())
+        assert holder["pid"] == os.getpid()
+        with pytest.raises(FolderLocked, match=rf"pid {os.getpid()} on host .* delete .*{LOCK_NAME}"):
+            FolderLock(folder).acquire()
+    assert not (folder / LOCK_NAME).exists()  # released on exit
+    with pytest.raises(KeyboardInterrupt), FolderLock(folder):
+        raise KeyboardInterrupt  # Ctrl-C releases it too
+    assert not (folder / LOCK_NAME).exists()
+
+
+def test_a_stale_lock_of_a_killed_writer_is_taken_over(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    dead_pid = int(done.stdout)  # that process has exited
+    folder.mkdir()
+    import socket
+
+    (folder / LOCK_NAME).write_text(json.dumps({"pid": dead_pid, "host": socket.gethostname(), "since": "x"}))
+    with pytest.warns(RuntimeWarning, match=f"taking over the lock of pid {dead_pid}"), FolderLock(folder):
+        assert json.loads((folder / LOCK_NAME).read_text())["pid"] == os.getpid()
+    # another host's lock cannot be checked from here: refused
+    (folder / LOCK_NAME).write_text(json.dumps({"pid": dead_pid, "host": "elsewhere", "since": "x"}))
+    with pytest.raises(FolderLocked, match="host elsewhere"):
+        FolderLock(folder).acquire()
+
+
+def test_run_single_refuses_a_folder_another_writer_holds_and_leaves_it_alone(tmp_path: Path) -> None:
+    from curl_rl.experiment.config import resolve_experiment
+    from curl_rl.experiment.run import RunSpec, run_single, run_single_safe
+
+    config = resolve_experiment(env="distractor-easy", algo="ppo", steps=64)
+    spec = RunSpec(experiment_dir=str(tmp_path / "exp"), arm="none", seed=0, config=config, threads=1)
+    with FolderLock(spec.run_dir):
+        (spec.run_dir / "status.json").write_text('{"status": "running"}')
+        with pytest.raises(FolderLocked):
+            run_single(spec)
+        result = run_single_safe(spec)
+        assert result.status == "failed" and "being written by" in (result.error or "")
+        assert json.loads((spec.run_dir / "status.json").read_text()) == {"status": "running"}
