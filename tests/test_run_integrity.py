@@ -57,3 +57,54 @@ def test_run_single_refuses_a_folder_another_writer_holds_and_leaves_it_alone(tm
         result = run_single_safe(spec)
         assert result.status == "failed" and "being written by" in (result.error or "")
         assert json.loads((spec.run_dir / "status.json").read_text()) == {"status": "running"}
+
+
+@pytest.fixture
+def _cli_envs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from curl_rl.experiment.config import ENVS_MODULE_ENV
+
+    monkeypatch.setenv(ENVS_MODULE_ENV, str(Path(__file__).with_name("cli_envs.py")))
+    monkeypatch.chdir(tmp_path)
+
+
+def _finished_run_with_checkpoints() -> Path:
+    from curl_rl.experiment.cli import main
+
+    argv = ["train", "--env", "dots", "--aux", "curl", "--steps", "96", "--threads", "1", "--checkpoint-freq", "32"]
+    argv += ["--tb-images-every", "0", "--set", "probe.enabled=false", "--no-progress"]
+    assert main(argv) == 0
+    return Path("runs") / "dots-ppo" / "curl" / "seed0"
+
+
+def _damage(checkpoint: Path) -> None:
+    for zip_file in checkpoint.glob("*.zip"):
+        zip_file.write_bytes(b"\0" * zip_file.stat().st_size)  # same size, not a zip any more
+
+
+@pytest.mark.usefixtures("_cli_envs")
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before_with_a_warning() -> None:
+    from curl_rl.experiment.checkpoint import list_checkpoints
+    from curl_rl.experiment.cli import main
+
+    run_dir = _finished_run_with_checkpoints()
+    found = list_checkpoints(run_dir)
+    assert len(found) >= 2
+    _damage(found[-1])
+    with pytest.warns(RuntimeWarning, match=r"1 newer checkpoint\(s\) did not load.*trained again"):
+        assert main(["train", "--resume", str(run_dir), "--steps", "160", "--threads", "1", "--no-progress"]) == 0
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "done" and status["env_steps"] >= 160
+
+
+@pytest.mark.usefixtures("_cli_envs")
+def test_a_failed_resume_leaves_the_status_of_a_finished_run_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    from curl_rl.experiment.checkpoint import list_checkpoints
+    from curl_rl.experiment.cli import main
+
+    run_dir = _finished_run_with_checkpoints()
+    before = (run_dir / "status.json").read_bytes()
+    for checkpoint in list_checkpoints(run_dir):
+        _damage(checkpoint)
+    assert main(["train", "--resume", str(run_dir), "--steps", "160", "--threads", "1", "--no-progress"]) == 2
+    assert "no checkpoint loads" in capsys.readouterr().err
+    assert (run_dir / "status.json").read_bytes() == before  # still done, its steps intact

@@ -125,6 +125,11 @@ def _step_of(path: Path) -> int:
     return int(match.group(1))
 
 
+def checkpoint_step(path: Path) -> int:
+    """The env step a checkpoint folder was saved at (from its name)."""
+    return _step_of(path)
+
+
 def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     """The newest complete checkpoint of a run.
 

@@ -24,6 +24,7 @@ import socket
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -428,6 +429,10 @@ def _run_single_locked(spec: RunSpec) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     previous = read_status(run_dir) or {}
+    status_path = run_dir / "status.json"
+    # a resume that fails before it trains a step must leave the run's status as it found it
+    status_before = status_path.read_bytes() if spec.resume and status_path.is_file() else None
+    steps_before = int(previous.get("env_steps") or 0) if spec.resume else 0
     time_before = float(previous.get("wall_time_s") or 0.0) if spec.resume else 0.0
     write_status(
         run_dir,
@@ -551,11 +556,17 @@ def _run_single_locked(spec: RunSpec) -> RunResult:
         )
         raise
     except BaseException as exc:
+        advanced = model is not None and int(model.num_timesteps) > steps_before
+        if status_before is not None and not advanced:
+            tmp = run_dir / f".status.json.{os.getpid()}.restore"
+            tmp.write_bytes(status_before)
+            tmp.replace(status_path)  # nothing was trained: the run is as it was
+            raise
         write_status(
             run_dir,
             status="failed",
             error="".join(traceback.format_exception(exc)),
-            env_steps=int(model.num_timesteps) if model is not None else 0,
+            env_steps=int(model.num_timesteps) if model is not None else steps_before,
             wall_time_s=round(elapsed(), 3),
         )
         raise
@@ -569,10 +580,29 @@ def _run_single_locked(spec: RunSpec) -> RunResult:
 
 def _resume_model(spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, dict[str, Any]]:
     run_dir = spec.run_dir
-    path = _checkpoint.latest_checkpoint(run_dir)
-    if path is None:
+    found = _checkpoint.list_checkpoints(run_dir)
+    if not found:
         raise UsageError(f"{run_dir} has no checkpoint to resume from")
-    model = _checkpoint.load_checkpoint(path, env, device=spec.device)
+    model, errors = None, []
+    # newest first; a checkpoint that does not load (a damaged file) gives way to the one before it
+    for path in reversed(found):
+        try:
+            model = _checkpoint.load_checkpoint(path, env, device=spec.device)
+        except Exception as exc:
+            errors.append(f"{path.name}: {type(exc).__name__}: {exc}")
+            continue
+        break
+    if model is None:
+        raise UsageError(f"{run_dir}: no checkpoint loads ({'; '.join(errors)}); the run cannot be resumed")
+    if errors:
+        newest_steps = _checkpoint.checkpoint_step(found[-1])
+        warnings.warn(
+            f"{run_dir}: {len(errors)} newer checkpoint(s) did not load ({'; '.join(errors)}); resuming from "
+            f"{path.name} at {model.num_timesteps} steps, so about {max(0, newest_steps - model.num_timesteps)} "
+            "steps are trained again",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     step = int(model.num_timesteps)
     # the resumed run writes the rows after the checkpoint again
     for name in ("evaluations.csv", "aux_metrics.csv"):
