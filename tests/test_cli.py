@@ -275,3 +275,23 @@ def test_the_same_compare_twice_is_refused_while_the_first_runs(
         err = _error(capsys, ["compare", "--env", "dots", "--arms", "none", "--seeds", "1", "--steps", "32"])
     assert "is being written by pid" in err and ".lock" in err
     _nothing_ran(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "algo.gamma=1.5",
+        "algo.gamma=0",
+        "algo.gae_lambda=-0.1",
+        "algo.learning_rate=-1e-3",
+        "algo.learning_rate=nan",
+        "algo.clip_range=0",
+        "algo.ent_coef=-0.01",
+        "algo.batch_size=0",
+        "algo.n_epochs=0",
+        "algo.vf_coef=inf",
+    ],
+)
+def test_out_of_range_hyperparameters_are_refused_by_name(capsys: pytest.CaptureFixture[str], setting: str) -> None:
+    err = _error(capsys, ["compare", "--env", "dots", "--arms", "none", "--set", setting])
+    assert f"algo.{setting.split('=')[0].split('.')[1]}=" in err and "Traceback" not in err

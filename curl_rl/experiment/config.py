@@ -554,6 +554,49 @@ def parse_arms(text: str | Sequence[str]) -> list[str]:
     return arms
 
 
+#: ranges of the SB3 hyperparameters whose bad values SB3 accepts silently or refuses late:
+#: key -> (low, high, low inclusive, high inclusive)
+_ALGO_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "gamma": (0.0, 1.0, False, True),
+    "gae_lambda": (0.0, 1.0, True, True),
+    "tau": (0.0, 1.0, False, True),
+    "encoder_tau": (0.0, 1.0, False, True),
+    "learning_rate": (0.0, math.inf, False, False),
+    "alpha_lr": (0.0, math.inf, False, False),
+    "clip_range": (0.0, math.inf, False, False),
+    "ent_coef": (0.0, math.inf, True, False),
+    "vf_coef": (0.0, math.inf, True, False),
+    "max_grad_norm": (0.0, math.inf, False, False),
+    "n_steps": (1.0, math.inf, True, False),
+    "batch_size": (1.0, math.inf, True, False),
+    "n_epochs": (1.0, math.inf, True, False),
+    "buffer_size": (1.0, math.inf, True, False),
+    "learning_starts": (0.0, math.inf, True, False),
+    "exploration_fraction": (0.0, 1.0, True, True),
+    "exploration_initial_eps": (0.0, 1.0, True, True),
+    "exploration_final_eps": (0.0, 1.0, True, True),
+}
+
+
+def _check_algo_values(algo_tree: Mapping[str, Any]) -> None:
+    """Refuse non-finite numbers and out-of-range values of the usual hyperparameters, by name."""
+    for key, value in algo_tree.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue  # schedules, strings ("auto_0.1"), dicts
+        if not math.isfinite(value):
+            raise UsageError(f"algo.{key}={value} is not a finite number; give a finite value")
+        bounds = _ALGO_RANGES.get(key)
+        if bounds is None:
+            continue
+        low, high, low_in, high_in = bounds
+        ok_low = value >= low if low_in else value > low
+        ok_high = value <= high if high_in else value < high
+        if not (ok_low and ok_high):
+            left, right = "[" if low_in else "(", "]" if high_in else ")"
+            upper = "inf" if math.isinf(high) else f"{high:g}"
+            raise UsageError(f"algo.{key}={value} must lie in {left}{low:g}, {upper}{right}")
+
+
 def default_routing(algo: str) -> str:
     """``curl`` for SAC/TD3 so every arm (``none`` included) uses the same encoder routing."""
     return "curl" if algo in ("sac", "td3") else "auto"
@@ -661,6 +704,7 @@ def resolve_experiment(
         raise UsageError(f"routing {routing_value!r} is not one of {', '.join(ROUTINGS)}")
     if not isinstance(policy, str):
         raise UsageError(f"algo.policy={policy!r} must be a policy name like CnnPolicy")
+    _check_algo_values(algo_tree)
     evals = tree["eval"]
     if evals["freq"] < 1 or evals["n_episodes"] < 1:
         raise UsageError("eval.freq and eval.n_episodes must be >= 1")
