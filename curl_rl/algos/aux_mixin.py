@@ -429,7 +429,16 @@ class AuxAlgorithmMixin:
         finite = bool(host.pop())
         names.append("key_distance")
         skipped = self._aux_stats["skipped"]
+        kept = len(self._aux_stats["values"].get("loss", []))
         self._aux_reset_stats()
+        if skipped and not kept:
+            # a fixed message: Python shows it once per process, not once per train() call
+            warnings.warn(
+                "nan_policy='skip' dropped every auxiliary update of a train() call (non-finite auxiliary loss): "
+                "the auxiliary loss is not training the encoder; lower aux lr or weight, or use nan_policy='raise'",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if not finite:
             raise FloatingPointError(NAN_MESSAGE)
         for name, value in zip(names, host, strict=True):
