@@ -1,10 +1,30 @@
-"""curl_rl: contrastive and predictive auxiliary losses for Stable-Baselines3 pixel agents."""
+"""curl_rl: contrastive and predictive auxiliary losses for Stable-Baselines3 pixel agents.
 
-from curl_rl.algos import ALGOS, CurlA2C, CurlDQN, CurlPPO, CurlSAC, CurlTD3
-from curl_rl.auxiliary.config import AUX_PRESETS, AuxConfig, resolve_aux_config
-from curl_rl.auxiliary.encoder import CenterCropExtractor, CurlEncoder
+The public names load on first use (PEP 562), so ``curl-rl --help`` and the pure parts
+(``curl_rl.auxiliary``) do not pay for importing torch and Stable-Baselines3.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_LAZY = {
+    "ALGOS": "curl_rl.algos",
+    "CurlA2C": "curl_rl.algos",
+    "CurlDQN": "curl_rl.algos",
+    "CurlPPO": "curl_rl.algos",
+    "CurlSAC": "curl_rl.algos",
+    "CurlTD3": "curl_rl.algos",
+    "AUX_PRESETS": "curl_rl.auxiliary.config",
+    "AuxConfig": "curl_rl.auxiliary.config",
+    "resolve_aux_config": "curl_rl.auxiliary.config",
+    "CenterCropExtractor": "curl_rl.auxiliary.encoder",
+    "CurlEncoder": "curl_rl.auxiliary.encoder",
+}
 
 __all__ = [
     "ALGOS",
@@ -19,3 +39,21 @@ __all__ = [
     "CurlTD3",
     "resolve_aux_config",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from curl_rl.algos import ALGOS, CurlA2C, CurlDQN, CurlPPO, CurlSAC, CurlTD3
+    from curl_rl.auxiliary.config import AUX_PRESETS, AuxConfig, resolve_aux_config
+    from curl_rl.auxiliary.encoder import CenterCropExtractor, CurlEncoder
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'curl_rl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain attribute lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

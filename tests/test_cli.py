@@ -295,3 +295,12 @@ def test_the_same_compare_twice_is_refused_while_the_first_runs(
 def test_out_of_range_hyperparameters_are_refused_by_name(capsys: pytest.CaptureFixture[str], setting: str) -> None:
     err = _error(capsys, ["compare", "--env", "dots", "--arms", "none", "--set", setting])
     assert f"algo.{setting.split('=')[0].split('.')[1]}=" in err and "Traceback" not in err
+
+
+def test_help_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; from curl_rl.experiment.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # `curl-rl --help` stays fast (no torch, no SB3)

@@ -22,11 +22,10 @@ from torch import nn
 
 from curl_rl.algos.frames import FRAME_AWARE_AUGMENTATIONS, stacked_frame_channels
 from curl_rl.algos.performance import PerformanceConfig, apply_performance, resolve_performance_config
-from curl_rl.auxiliary.config import AuxConfig, resolve_aux_config
+from curl_rl.auxiliary.config import ROUTINGS, AuxConfig, resolve_aux_config
 from curl_rl.auxiliary.encoder import CenterCropExtractor
 from curl_rl.auxiliary.head import AuxiliaryHead, ObsT
 
-ROUTINGS = ("auto", "sb3", "curl")
 NAN_MESSAGE = (
     "the auxiliary loss became NaN/Inf; training stopped before saving corrupt weights. "
     "Lower aux lr or weight, keep grad_clip on, or set nan_policy='skip' to drop bad updates"

@@ -24,8 +24,7 @@ from typing import Any
 
 import yaml
 
-from curl_rl.algos import ALGOS
-from curl_rl.auxiliary.config import AUX_PRESETS
+from curl_rl.auxiliary.config import ALGO_NAMES, AUX_PRESETS
 from curl_rl.experiment.config import DEFAULT_ENV, TensorBoardSettings, UsageError
 from curl_rl.experiment.lock import FolderLock, FolderLocked
 
@@ -77,7 +76,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--env", help=f"env preset name or preset YAML path (default {DEFAULT_ENV}; see `curl-rl envs`)"
     )
     source.add_argument("--config", metavar="FILE", help="a user preset YAML (same as --env FILE)")
-    p.add_argument("--algo", default="ppo", choices=sorted(ALGOS), help="RL algorithm (default ppo)")
+    p.add_argument("--algo", default="ppo", choices=sorted(ALGO_NAMES), help="RL algorithm (default ppo)")
     p.add_argument("--steps", type=_steps, help="env steps per run (default: the preset's budget)")
     p.add_argument(
         "--preset-budget", choices=("quick", "full"), default="quick", help="preset budget used without --steps"

@@ -34,9 +34,7 @@ from typing import Any
 
 import yaml
 
-from curl_rl.algos import ALGOS
-from curl_rl.algos.aux_mixin import ROUTINGS
-from curl_rl.auxiliary.config import AUX_PRESETS, AuxConfig, resolve_aux_config
+from curl_rl.auxiliary.config import ALGO_NAMES, AUX_PRESETS, ROUTINGS, AuxConfig, resolve_aux_config
 
 __all__ = [
     "DEFAULT_ENV",
@@ -341,6 +339,8 @@ def algo_parameters(algo: str) -> dict[str, Any]:
     """Keyword -> default of the SB3 algorithm under ``algo`` (runner-managed keys left out)."""
     out: dict[str, Any] = {}
     # SB3's keywords, then the ones a Curl class adds (CurlSAC's encoder_tau, actor_update_freq, ...)
+    from curl_rl.algos import ALGOS  # torch and SB3: imported when a config is resolved, not for --help
+
     for cls in (_sb3_parent(ALGOS[algo]), ALGOS[algo]):
         for name, param in inspect.signature(cls.__init__).parameters.items():  # type: ignore[misc]
             if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
@@ -669,8 +669,8 @@ def resolve_experiment(
     :param routing: encoder routing; None picks :func:`default_routing`.
     :return: the config.
     """
-    if algo not in ALGOS:
-        raise UsageError(f"unknown algo {algo!r}; choose from {', '.join(ALGOS)}")
+    if algo not in ALGO_NAMES:
+        raise UsageError(f"unknown algo {algo!r}; choose from {', '.join(ALGO_NAMES)}")
     if budget not in ("quick", "full"):
         raise UsageError(f"unknown budget {budget!r}; use quick or full")
     source = env or DEFAULT_ENV
