@@ -65,11 +65,6 @@ def test_invalid_config_and_unknown_preset() -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_missing_device() -> None:
-    with pytest.raises(ValueError, match="device='auto'"):
-        CurlPPO("CnnPolicy", DotEnv(), aux="curl", device="cuda")
-
-
 def test_crop_protocol_acts_on_centre_crop() -> None:
     model = CurlPPO(
         "CnnPolicy",
