@@ -125,13 +125,21 @@ class _CtrlC(ProgressBarCallback):
         return super()._on_step()
 
 
+TRAIN_128 = ["train", "--env", "dots", "--aux", "curl", "--steps", "128", "--threads", "1", "--tb-images-every", "0"]
+
+
+def _interrupted_train(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Start a 128-step curl run and Ctrl-C it part-way; returns its command line."""
+    argv = [*TRAIN_128, *(f"--set={item}" for item in PROBE)]
+    monkeypatch.setattr(experiment, "ProgressBarCallback", _CtrlC)
+    assert main(argv) == 130
+    return argv
+
+
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["train", "--env", "dots", "--aux", "curl", "--steps", "128", "--threads", "1", "--tb-images-every", "0"]
-    argv += [f"--set={item}" for item in PROBE]
-    monkeypatch.setattr(experiment, "ProgressBarCallback", _CtrlC)
-    assert main(argv) == 130
+    argv = _interrupted_train(monkeypatch)
     run_dir = Path("runs") / "dots-ppo" / "curl" / "seed0"
     assert f"--resume {run_dir}" in capsys.readouterr().err
     status = json.loads((run_dir / "status.json").read_text())
@@ -178,10 +186,7 @@ def test_resume_continues_exactly_the_folder_given_even_a_copy(
 ) -> None:
     import shutil
 
-    argv = ["train", "--env", "dots", "--aux", "curl", "--steps", "128", "--threads", "1", "--tb-images-every", "0"]
-    argv += [f"--set={item}" for item in PROBE]
-    monkeypatch.setattr(experiment, "ProgressBarCallback", _CtrlC)
-    assert main(argv) == 130
+    _interrupted_train(monkeypatch)
     original = Path("runs") / "dots-ppo" / "curl" / "seed0"
     copy = tmp_path / "elsewhere" / "my-copy"
     shutil.copytree(original, copy)
