@@ -24,6 +24,7 @@ _LAZY = {
     "resolve_aux_config": "curl_rl.auxiliary.config",
     "CenterCropExtractor": "curl_rl.auxiliary.encoder",
     "CurlEncoder": "curl_rl.auxiliary.encoder",
+    "preset_kwargs": "curl_rl.experiment.config",
 }
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "CurlPPO",
     "CurlSAC",
     "CurlTD3",
+    "preset_kwargs",
     "resolve_aux_config",
 ]
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from curl_rl.algos import ALGOS, CurlA2C, CurlDQN, CurlPPO, CurlSAC, CurlTD3
     from curl_rl.auxiliary.config import AUX_PRESETS, AuxConfig, resolve_aux_config
     from curl_rl.auxiliary.encoder import CenterCropExtractor, CurlEncoder
+    from curl_rl.experiment.config import preset_kwargs
 
 
 def __getattr__(name: str) -> Any:

@@ -14,8 +14,18 @@ def test_quickstart_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     block = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
     assert block is not None, "README lost its Python example"
     code = block.group(1)
-    assert "model.learn(50_000)" in code
+    assert "model.learn(32_768, progress_bar=True)" in code
     monkeypatch.chdir(tmp_path)
-    exec(compile(code.replace("model.learn(50_000)", "model.learn(256)"), "README.md", "exec"), {})
+    short = code.replace("model.learn(32_768, progress_bar=True)", "model.learn(1024)")
+    exec(compile(short, "README.md", "exec"), {})
     assert (tmp_path / "curl_ppo.zip").exists()
     assert any((tmp_path / "runs" / "quickstart").iterdir())
+
+
+def test_preset_kwargs_are_what_compare_uses() -> None:
+    from curl_rl import preset_kwargs
+
+    settings = preset_kwargs("distractor-easy", "ppo", aux="curl")
+    assert settings["n_steps"] == 128 and settings["batch_size"] == 128 and settings["n_epochs"] == 4
+    assert settings["aux"].name == "curl" and settings["aux"].weight == 0.1  # the searched weight
+    assert preset_kwargs("distractor-easy", "ppo", aux="none")["aux"].name == "none"

@@ -46,6 +46,7 @@ __all__ = [
     "parse_arms",
     "parse_set",
     "plain",
+    "preset_kwargs",
     "resolve_experiment",
 ]
 
@@ -734,3 +735,24 @@ def resolve_experiment(
     )
     # field names are checked above; values are checked per arm by the planners (aux_config)
     return config
+
+
+def preset_kwargs(env: str, algo: str = "ppo", aux: str = "curl") -> dict[str, Any]:
+    """The env preset's tuned settings for one algorithm and arm, as keyword arguments of its class.
+
+    ``CurlPPO("CnnPolicy", env, **preset_kwargs("distractor-easy", "ppo", "curl"))`` trains with the
+    hyperparameters, auxiliary overrides (e.g. the searched weight) and routing that
+    ``curl-rl compare`` uses for that arm; pass ``n_envs`` of the preset to ``make_vec_env`` yourself
+    (``curl-rl envs`` lists it). An ``action_noise`` given as a dict (TD3) is left out: build it
+    for your env's action space.
+
+    :param env: env preset name or YAML path.
+    :param algo: ``ppo``, ``a2c``, ``sac``, ``td3`` or ``dqn``.
+    :param aux: the arm (an auxiliary preset name).
+    :return: keyword arguments (``aux``, ``routing`` and the algorithm's hyperparameters).
+    """
+    config = resolve_experiment(env=env, algo=algo)
+    kwargs = config.model_kwargs()
+    if isinstance(kwargs.get("action_noise"), dict):
+        kwargs.pop("action_noise")
+    return {**kwargs, "aux": config.aux_config(aux), "routing": config.routing}
