@@ -158,3 +158,20 @@ def test_channel_first_and_dict_observations_train() -> None:
     model = CurlPPO("MultiInputPolicy", DictDot(DotEnv(size=36)), aux="curl", n_steps=32, batch_size=16, n_epochs=1)
     model.learn(64)
     assert np.isfinite(model.logger.name_to_value["aux/loss"])
+
+
+def test_crop_protocol_acts_on_centre_crop() -> None:
+    from curl_rl import CurlPPO
+
+    model = CurlPPO(
+        "CnnPolicy",
+        DotEnv(size=40),
+        aux={"preset": "curl", "augment": ["crop"], "crop_size": 36},
+        n_steps=32,
+        batch_size=16,
+        n_epochs=1,
+    )
+    model.learn(32)
+    obs = DotEnv(size=40).reset(seed=0)[0]
+    action, _ = model.predict(obs, deterministic=True)
+    assert model.action_space.contains(action)

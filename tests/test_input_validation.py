@@ -209,3 +209,8 @@ def test_cuda_without_a_gpu_falls_back_to_the_cpu_with_a_warning(monkeypatch: py
             "CnnPolicy", DotEnv(), aux="curl", device="cuda", n_steps=32, batch_size=16, policy_kwargs=SMALL
         )
     assert model.device.type == "cpu"
+
+
+def test_batch_too_small_for_negatives() -> None:
+    with pytest.raises(ValueError, match="batch"):
+        CurlSAC("CnnPolicy", DotEnv(continuous=True), aux="curl", batch_size=1, buffer_size=100)
