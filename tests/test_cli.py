@@ -304,3 +304,13 @@ def test_help_does_not_import_torch() -> None:
     code = "import sys; from curl_rl.experiment.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"  # `curl-rl --help` stays fast (no torch, no SB3)
+
+
+def test_a_budget_that_is_not_whole_rollouts_is_announced(capsys: pytest.CaptureFixture[str]) -> None:
+    from curl_rl.experiment.cli import _resolve, build_parser
+
+    args = build_parser().parse_args(["compare", "--env", "dots", "--steps", "100"])
+    config = _resolve(args)
+    rollout = int(config.hyperparams["n_steps"]) * config.n_envs
+    err = capsys.readouterr().err
+    assert f"{rollout} env steps per rollout" in err and f"100 steps run as {-(-100 // rollout) * rollout}" in err

@@ -163,7 +163,7 @@ def _resolve(
 ) -> Any:
     from curl_rl.experiment.config import resolve_experiment
 
-    return resolve_experiment(
+    config = resolve_experiment(
         env=env if env is not None else (args.config or args.env),
         algo=args.algo,
         steps=steps if steps is not None else args.steps,
@@ -171,6 +171,23 @@ def _resolve(
         sets=_sets(args) if sets is None else sets,
         routing=args.routing,
     )
+    _note_rollout_rounding(config)
+    return config
+
+
+def _note_rollout_rounding(config: Any) -> None:
+    """On-policy algorithms train in whole rollouts: say when the step budget is rounded up."""
+    if config.algo not in ("ppo", "a2c"):
+        return
+    n_steps = int(config.hyperparams.get("n_steps", 2048 if config.algo == "ppo" else 5))
+    rollout = n_steps * int(config.n_envs)
+    if config.steps % rollout:
+        runs = -(-config.steps // rollout) * rollout
+        print(
+            f"note: {config.algo.upper()} collects {rollout} env steps per rollout (n_steps {n_steps} x "
+            f"{config.n_envs} envs), so {config.steps} steps run as {runs}",
+            file=sys.stderr,
+        )
 
 
 def _tensorboard(args: argparse.Namespace) -> TensorBoardSettings:
