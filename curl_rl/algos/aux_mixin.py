@@ -1,9 +1,10 @@
 """Glue shared by every Curl algorithm: config, validation, the head, its optimizer, logging.
 
 Each algorithm subclass (``curl_rl/algos/ppo.py`` ...) calls four hooks from its ``train()``:
-``_aux_augment_rl`` on the RL minibatch, ``_aux_loss`` to get the weighted auxiliary loss that is
-added to the RL loss before the single ``backward()``, ``_aux_step`` after the RL optimizer step,
-and ``_aux_log`` once at the end of ``train()``.
+``_aux_augment_rl`` on the RL minibatch, ``_aux_join`` to add the weighted auxiliary loss (and an
+RL regulariser such as DrAC's) to the RL loss before the single ``backward()``, ``_aux_step``
+after the RL optimizer step, and ``_aux_log`` once at the end of ``train()``. PPO and A2C add the
+hooks of :mod:`curl_rl.algos.on_policy` for ``rl_augment``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from torch import nn
 
-from curl_rl.algos.frames import FRAME_AWARE_AUGMENTATIONS, stacked_frame_channels
+from curl_rl.algos.frames import stacked_frame_channels
 from curl_rl.algos.performance import PerformanceConfig, apply_performance, resolve_performance_config
+from curl_rl.auxiliary.augmentations import FRAME_AWARE_AUGMENTATIONS
 from curl_rl.auxiliary.config import ROUTINGS, AuxConfig, resolve_aux_config
 from curl_rl.auxiliary.encoder import CenterCropExtractor
 from curl_rl.auxiliary.head import AuxiliaryHead, ObsT

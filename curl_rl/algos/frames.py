@@ -13,9 +13,6 @@ from typing import Any
 
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack
 
-#: augmentations whose result depends on where one frame ends and the next begins
-FRAME_AWARE_AUGMENTATIONS = ("grayscale", "color_jitter", "noise")
-
 
 def stacked_frame_channels(env: Any) -> int | None:
     """Channels per frame of ``env``'s image observations, or ``None`` when no wrapper says.

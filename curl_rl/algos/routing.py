@@ -77,7 +77,7 @@ def _warn_untied(extractor: nn.Module) -> None:
         "critic's whole encoder (fc and LayerNorm included) detached, as DrQ does, instead of keeping its own "
         "head as CURL does; use CurlEncoder or NatureCNN for CURL's routing",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
 
 
@@ -95,6 +95,18 @@ class DetachedTD3Actor(td3_policies.Actor):
     def extract_features(self, obs: Any, features_extractor: BaseFeaturesExtractor) -> th.Tensor:
         with th.no_grad():
             return super().extract_features(obs, features_extractor)
+
+
+def _build_actor(policy: Any, actor_cls: type, detached_cls: type) -> tuple[Any, bool]:
+    """The actor of a routed policy whose critic is built: its own head on the critic's tied conv
+    trunk (CURL), or, for an extractor whose trunk we cannot find, the critic's whole encoder read
+    detached. Returns the actor and whether the trunk is tied."""
+    own = policy.make_features_extractor()
+    if tie_conv_trunk(own, policy.critic.features_extractor):
+        return actor_cls(**policy._update_features_extractor(policy.actor_kwargs, own)).to(policy.device), True
+    _warn_untied(own)
+    shared = policy._update_features_extractor(policy.actor_kwargs, policy.critic.features_extractor)
+    return detached_cls(**shared).to(policy.device), False
 
 
 def _actor_optimizer(policy: Any, lr_schedule: Schedule) -> th.optim.Optimizer:
@@ -122,14 +134,7 @@ class CurlRoutedSACPolicy(sac_policies.SACPolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         self.critic = self.make_critic(features_extractor=None)
-        own = self.make_features_extractor()
-        self.conv_tied = tie_conv_trunk(own, self.critic.features_extractor)
-        if self.conv_tied:
-            self.actor = sac_policies.Actor(**self._update_features_extractor(self.actor_kwargs, own)).to(self.device)
-        else:
-            _warn_untied(own)
-            actor_kwargs = self._update_features_extractor(self.actor_kwargs, self.critic.features_extractor)
-            self.actor = DetachedSACActor(**actor_kwargs).to(self.device)
+        self.actor, self.conv_tied = _build_actor(self, sac_policies.Actor, DetachedSACActor)
         self.actor.optimizer = _actor_optimizer(self, lr_schedule)
         self.critic_target = self.make_critic(features_extractor=None)
         self.critic_target.load_state_dict(self.critic.state_dict())
@@ -177,22 +182,12 @@ class CurlRoutedTD3Policy(td3_policies.TD3Policy):
         self.critic = self.make_critic(features_extractor=None)
         self.critic_target = self.make_critic(features_extractor=None)
         self.critic_target.load_state_dict(self.critic.state_dict())
-        own = self.make_features_extractor()
-        self.conv_tied = tie_conv_trunk(own, self.critic.features_extractor)
+        self.actor, self.conv_tied = _build_actor(self, td3_policies.Actor, DetachedTD3Actor)
+        target_own = self.make_features_extractor()
         if self.conv_tied:
-            target_own = self.make_features_extractor()
             tie_conv_trunk(target_own, target_own)  # same structure as the actor: state dicts match
-            self.actor = td3_policies.Actor(**self._update_features_extractor(self.actor_kwargs, own)).to(self.device)
-            self.actor_target = td3_policies.Actor(**self._update_features_extractor(self.actor_kwargs, target_own)).to(
-                self.device
-            )
-        else:
-            _warn_untied(own)
-            shared = self._update_features_extractor(self.actor_kwargs, self.critic.features_extractor)
-            self.actor = DetachedTD3Actor(**shared).to(self.device)
-            self.actor_target = DetachedTD3Actor(**self._update_features_extractor(self.actor_kwargs, None)).to(
-                self.device
-            )
+        target_cls = td3_policies.Actor if self.conv_tied else DetachedTD3Actor
+        self.actor_target = target_cls(**self._update_features_extractor(self.actor_kwargs, target_own)).to(self.device)
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.actor.optimizer = _actor_optimizer(self, lr_schedule)
         self.critic.optimizer = self.optimizer_class(

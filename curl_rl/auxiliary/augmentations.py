@@ -17,6 +17,9 @@ import torch.nn.functional as F
 
 from curl_rl.auxiliary.config import AuxConfig
 
+#: augmentations whose result depends on where one stacked frame ends and the next begins
+FRAME_AWARE_AUGMENTATIONS = ("grayscale", "color_jitter", "noise")
+
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.rand(n, generator=gen, device=device) * (high - low) + low

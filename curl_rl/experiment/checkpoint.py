@@ -125,11 +125,6 @@ def _step_of(path: Path) -> int:
     return int(match.group(1))
 
 
-def checkpoint_step(path: Path) -> int:
-    """The env step a checkpoint folder was saved at (from its name)."""
-    return _step_of(path)
-
-
 def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     """The newest complete checkpoint of a run.
 
@@ -375,6 +370,36 @@ def _resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
     return latest
 
 
+class NoLoadableCheckpoint(RuntimeError):
+    """Every checkpoint of a run folder failed to load."""
+
+
+def _load_newest_that_loads(
+    run_dir: Path, env: Any, device: torch.device | str, algo_cls: type[BaseAlgorithm] | None, replay: bool
+) -> BaseAlgorithm:
+    """The newest checkpoint of ``run_dir`` that loads; a damaged one gives way to the one before it."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        _resolve_checkpoint(run_dir)  # raises, naming where it looked
+    errors = []
+    for folder in reversed(found):
+        try:
+            model = load_checkpoint(folder, env, device, algo_cls, load_replay_buffer=replay)
+        except Exception as exc:
+            errors.append(f"{folder.name}: {type(exc).__name__}: {exc}")
+            continue
+        if errors:
+            redone = max(0, _step_of(found[-1]) - int(model.num_timesteps))
+            warnings.warn(
+                f"{run_dir}: {len(errors)} newer checkpoint(s) did not load ({'; '.join(errors)}); resuming from "
+                f"{folder.name} at {model.num_timesteps} steps, so about {redone} steps are trained again",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return model
+    raise NoLoadableCheckpoint(f"{run_dir}: no checkpoint loads ({'; '.join(errors)}); the run cannot be resumed")
+
+
 def _algo_class(meta: dict[str, Any]) -> type[BaseAlgorithm]:
     from curl_rl.algos import ALGOS
 
@@ -429,6 +454,8 @@ def load_checkpoint(
     :param load_replay_buffer: restore the replay buffer when the checkpoint holds one.
     :return: the model, with ``num_timesteps`` where the checkpoint was taken.
     """
+    if not _is_complete(Path(path)):
+        return _load_newest_that_loads(Path(path), env, device, algo_cls, load_replay_buffer)
     folder = _resolve_checkpoint(path)
     meta = json.loads((folder / META_FILE).read_text())
     if int(meta.get("format", 0)) > FORMAT_VERSION:

@@ -24,7 +24,6 @@ import socket
 import sys
 import time
 import traceback
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -580,29 +579,13 @@ def _run_single_locked(spec: RunSpec) -> RunResult:
 
 def _resume_model(spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, dict[str, Any]]:
     run_dir = spec.run_dir
-    found = _checkpoint.list_checkpoints(run_dir)
-    if not found:
+    if _checkpoint.latest_checkpoint(run_dir) is None:
         raise UsageError(f"{run_dir} has no checkpoint to resume from")
-    model, errors = None, []
-    # newest first; a checkpoint that does not load (a damaged file) gives way to the one before it
-    for path in reversed(found):
-        try:
-            model = _checkpoint.load_checkpoint(path, env, device=spec.device)
-        except Exception as exc:
-            errors.append(f"{path.name}: {type(exc).__name__}: {exc}")
-            continue
-        break
-    if model is None:
-        raise UsageError(f"{run_dir}: no checkpoint loads ({'; '.join(errors)}); the run cannot be resumed")
-    if errors:
-        newest_steps = _checkpoint.checkpoint_step(found[-1])
-        warnings.warn(
-            f"{run_dir}: {len(errors)} newer checkpoint(s) did not load ({'; '.join(errors)}); resuming from "
-            f"{path.name} at {model.num_timesteps} steps, so about {max(0, newest_steps - model.num_timesteps)} "
-            "steps are trained again",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    try:
+        # a run folder: its newest checkpoint that loads (a damaged one gives way, with a warning)
+        model = _checkpoint.load_checkpoint(run_dir, env, device=spec.device)
+    except _checkpoint.NoLoadableCheckpoint as exc:
+        raise UsageError(str(exc)) from None
     step = int(model.num_timesteps)
     # the resumed run writes the rows after the checkpoint again
     for name in ("evaluations.csv", "aux_metrics.csv"):
