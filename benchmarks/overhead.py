@@ -99,6 +99,8 @@ def main() -> None:
             {
                 "none": "none",
                 "curl": "curl",
+                # the sound PPO objective (default) against RAD's naive ratio: its extra no-grad forward
+                "curl, naive ratio": {"preset": "curl", "rl_augment": "naive"},
                 "curl, aux batch/2": {"preset": "curl", "batch_size": args.ppo_batch // 2},
             },
             0.8,
