@@ -1,22 +1,19 @@
-"""A tiny env-preset module for the CLI tests, loaded through ``CURL_RL_ENVS_MODULE=<this file>``.
+"""A 16x16 "moving dot" env for the command-line tests, reached the way a user's own env is.
 
-It offers the same four functions as ``curl_rl.envs`` (``list_presets``, ``load_preset``,
-``make_env``, ``make_vec_env``) over a 16x16 "moving dot" task, so the command-line tests run in
-seconds and do not depend on the real presets' budgets. Presets are ``SimpleNamespace`` objects so
-that they pickle into worker processes.
+The presets in ``tests/envs/*.yaml`` name it as ``cli_envs:Dots-v0`` (gymnasium imports this
+module, which registers the id) and the tests put that folder on ``$CURL_RL_ENV_PATH``, so the
+CLI tests run in seconds through the same preset code as the bundled envs. ``crash_flag`` makes the
+env raise while that file exists (how the tests make one run of a compare fail).
 """
 
 from __future__ import annotations
 
-import copy
-import types
+import os
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 
 class DotEnv(gym.Env):
@@ -27,6 +24,8 @@ class DotEnv(gym.Env):
     :param continuous: Box(2) actions instead of Discrete(5).
     :param episode_len: steps per episode.
     :param render_mode: None or ``"rgb_array"``.
+    :param crash_seeds: seeds (of the first reset) whose env raises in ``step`` ...
+    :param crash_flag: ... while this file exists.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -34,12 +33,15 @@ class DotEnv(gym.Env):
     def __init__(
         self,
         size: int = 16,
-        frames: int = 2,
+        frames: int = 1,
         continuous: bool = False,
         episode_len: int = 16,
         render_mode: str | None = None,
+        crash_seeds: tuple[int, ...] = (),
+        crash_flag: str | None = None,
     ) -> None:
         self.size, self.frames, self.episode_len, self.render_mode = size, frames, episode_len, render_mode
+        self.crash_seeds, self.crash_flag, self.first_seed = tuple(crash_seeds), crash_flag, None
         self.observation_space = spaces.Box(0, 255, (size, size, 3 * frames), np.uint8)
         self.action_space: spaces.Space[Any] = (
             spaces.Box(-1.0, 1.0, (2,), np.float32) if continuous else spaces.Discrete(5)
@@ -59,12 +61,16 @@ class DotEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
+        if self.first_seed is None:
+            self.first_seed = seed
         self.t = 0
         self.pos = self.np_random.integers(2, self.size - 2, size=2)
         self._stack = [self._frame()] * self.frames
         return np.concatenate(self._stack, axis=-1), {"state": self._state()}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self.first_seed in self.crash_seeds and self.crash_flag and os.path.exists(self.crash_flag):
+            raise RuntimeError(f"deliberate failure of the env seeded {self.first_seed} ({self.crash_flag} exists)")
         if isinstance(self.action_space, spaces.Discrete):
             move = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)][int(action)])
         else:
@@ -80,85 +86,4 @@ class DotEnv(gym.Env):
         return self._frame()
 
 
-_ENCODER = {
-    "features_extractor_class": "CurlEncoder",
-    "features_extractor_kwargs": {"features_dim": 16, "num_layers": 2, "num_filters": 8},
-}
-_ALGOS: dict[str, dict[str, Any]] = {
-    "ppo": {
-        "policy": "CnnPolicy",
-        "n_envs": 1,
-        "hyperparams": {"n_steps": 32, "batch_size": 16, "n_epochs": 1, "policy_kwargs": _ENCODER},
-        "aux": {"update_period": 1},
-    },
-    "a2c": {"policy": "CnnPolicy", "n_envs": 2, "hyperparams": {"n_steps": 8, "policy_kwargs": _ENCODER}, "aux": {}},
-    "dqn": {
-        "policy": "CnnPolicy",
-        "n_envs": 1,
-        "hyperparams": {"buffer_size": 500, "learning_starts": 32, "batch_size": 16, "policy_kwargs": _ENCODER},
-        "aux": {},
-    },
-    "sac": {
-        "policy": "CnnPolicy",
-        "n_envs": 1,
-        "hyperparams": {"buffer_size": 500, "learning_starts": 32, "batch_size": 16, "policy_kwargs": _ENCODER},
-        "aux": {},
-    },
-}
-_PRESETS: dict[str, dict[str, Any]] = {
-    "dots": {
-        "description": "a moving dot, discrete actions (CLI tests)",
-        "env": {"size": 16, "frame_stack": 2, "continuous": False, "episode_len": 16},
-        "budgets": {"quick": 128, "full": 1024},
-        "eval": {"freq": 64, "n_episodes": 1},
-        "algos": _ALGOS,
-        "state_dim": 2,
-        "action_space_type": "discrete",
-    },
-    "dots-continuous": {
-        "description": "a moving dot, continuous actions (CLI tests)",
-        "env": {"size": 16, "frame_stack": 2, "continuous": True, "episode_len": 16},
-        "budgets": {"quick": 128, "full": 1024},
-        "eval": {"freq": 64, "n_episodes": 1},
-        "algos": _ALGOS,
-        "state_dim": 2,
-        "action_space_type": "continuous",
-    },
-}
-
-
-def list_presets() -> dict[str, str]:
-    """Preset name -> description."""
-    return {name: p["description"] for name, p in _PRESETS.items()}
-
-
-def load_preset(name: str) -> Any:
-    """A preset by name (KeyError for unknown names, like a missing registry entry)."""
-    if name not in _PRESETS:
-        raise KeyError(f"no env preset named {name!r}")
-    return types.SimpleNamespace(name=name, **copy.deepcopy(_PRESETS[name]))
-
-
-def make_env(preset: Any, seed: int, *, evaluation: bool = False, render_mode: str | None = None) -> gym.Env:
-    """One Monitor-wrapped env of the preset."""
-    e = preset.env
-    env = DotEnv(e["size"], e["frame_stack"], e["continuous"], e["episode_len"], render_mode=render_mode)
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    return Monitor(env)
-
-
-def make_vec_env(
-    preset: Any,
-    n_envs: int,
-    seed: int,
-    *,
-    evaluation: bool = False,
-    vec_env_cls: Any = None,
-    monitor_dir: str | None = None,
-) -> VecEnv:
-    """``n_envs`` envs seeded ``seed, seed + 1, ...``."""
-    cls = vec_env_cls or DummyVecEnv
-    venv = cls([lambda i=i: make_env(preset, seed + i, evaluation=evaluation) for i in range(n_envs)])
-    venv.seed(seed)
-    return venv
+gym.register("Dots-v0", entry_point=DotEnv)

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from curl_rl.envs.presets import ENV_PATH_VAR
 from curl_rl.experiment.cli import build_parser, main
 from curl_rl.experiment.compare import prepare_experiment_dir
-from curl_rl.experiment.config import ENVS_MODULE_ENV, UsageError, parse_set, parse_value, resolve_experiment
+from curl_rl.experiment.config import UsageError, parse_set, parse_value, resolve_experiment
 
-ENVS = str(Path(__file__).with_name("cli_envs.py"))
+ENVS = str(Path(__file__).with_name("envs"))  # the dots presets, found by name
 
 
 @pytest.fixture(autouse=True)
 def _tiny_envs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(ENVS_MODULE_ENV, ENVS)
+    monkeypatch.setenv(ENV_PATH_VAR, ENVS)
     monkeypatch.chdir(tmp_path)
 
 
@@ -128,15 +129,14 @@ def test_incompatible_algo_and_env(capsys: pytest.CaptureFixture[str], tmp_path:
     assert "sac needs continuous actions" in err
     # from the env actually built, when an override changes the action space
     err = _error(
-        capsys, ["compare", "--env", "dots", "--algo", "dqn", "--arms", "none", "--set", "env.continuous=true"]
+        capsys, ["compare", "--env", "dots", "--algo", "dqn", "--arms", "none", "--set", "env.kwargs.continuous=true"]
     )
     assert "dqn needs discrete actions" in err and "Box" in err
     _nothing_ran(tmp_path)
 
 
 def test_real_presets(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    pytest.importorskip("curl_rl.envs.presets")
-    monkeypatch.delenv(ENVS_MODULE_ENV)
+    monkeypatch.delenv(ENV_PATH_VAR)
     config = resolve_experiment(env="distractor-easy", algo="ppo", sets=["env.kwargs.difficulty=0.5"])
     assert config.steps == config.preset.budget("quick") and config.env_settings["kwargs"]["difficulty"] == 0.5
     assert config.aux_config("curl").crop_size == 56  # the preset's aux override

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from curl_rl.envs.presets import ENV_PATH_VAR
 from curl_rl.experiment.cli import main
-from curl_rl.experiment.config import ENVS_MODULE_ENV
 
-ENVS = str(Path(__file__).with_name("cli_envs.py"))
+ENVS = str(Path(__file__).with_name("envs"))  # the dots presets, found by name
 
 # Starting Ray takes ~10 s on a 2-core machine; the suite keeps it out of the default run.
 pytestmark = [pytest.mark.slow, pytest.mark.extra]
@@ -20,7 +20,7 @@ def test_compare_on_a_local_ray_instance(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'curl_rl[ray]'")
-    monkeypatch.setenv(ENVS_MODULE_ENV, ENVS)
+    monkeypatch.setenv(ENV_PATH_VAR, ENVS)
     monkeypatch.chdir(tmp_path)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

@@ -186,3 +186,22 @@ def test_preset_keywords_of_the_curl_classes_match_their_signatures() -> None:
         )
         own -= {"args", "kwargs", "aux", "routing", "performance"}
         assert own == set(CURL_RL_ALGO_PARAMS.get(algo, ())), algo
+
+
+def test_own_presets_are_found_by_name_through_the_env_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curl_rl.envs.presets import ENV_PATH_VAR
+
+    data = yaml.safe_load((bundled_presets_dir() / "distractor-easy.yaml").read_text())
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, description in ((first, "mine, first"), (second, "mine, second")):
+        folder.mkdir()
+        for name in ("my-task", "distractor-easy"):
+            (folder / f"{name}.yaml").write_text(yaml.safe_dump({**data, "name": name, "description": description}))
+    assert "my-task" not in list_presets()
+    monkeypatch.setenv(ENV_PATH_VAR, f"{first}{__import__('os').pathsep}{second}")
+    assert list_presets()["my-task"] == "mine, first"  # the earliest folder wins, like $PATH
+    assert load_preset("my-task").path == first / "my-task.yaml"
+    assert load_preset("distractor-easy").description == "mine, first"  # a user's file shadows a bundled one
+    monkeypatch.setenv(ENV_PATH_VAR, str(tmp_path / "typo"))
+    with pytest.raises(PresetError, match=f"{ENV_PATH_VAR} names .*typo, which is not a folder"):
+        list_presets()

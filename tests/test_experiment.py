@@ -13,18 +13,19 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import curl_rl.experiment.run as experiment
 from curl_rl.auxiliary.config import ON_POLICY_RL_AUGMENT, resolve_aux_config
+from curl_rl.envs.presets import ENV_PATH_VAR
 from curl_rl.experiment.callbacks import ProgressBarCallback, aux_metric_tags
 from curl_rl.experiment.checkpoint import latest_checkpoint
 from curl_rl.experiment.cli import main
-from curl_rl.experiment.config import ENVS_MODULE_ENV, TensorBoardSettings, resolve_experiment
+from curl_rl.experiment.config import TensorBoardSettings, resolve_experiment
 
-ENVS = str(Path(__file__).with_name("cli_envs.py"))
+ENVS = str(Path(__file__).with_name("envs"))  # the dots presets, found by name
 PROBE = ["probe.episodes=4", "probe.steps_per_episode=6", "eval.freq=32"]
 
 
 @pytest.fixture(autouse=True)
 def _tiny_envs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(ENVS_MODULE_ENV, ENVS)
+    monkeypatch.setenv(ENV_PATH_VAR, ENVS)
     monkeypatch.chdir(tmp_path)
 
 

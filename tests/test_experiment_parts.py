@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 
 import curl_rl.experiment.compare as compare
+from curl_rl.envs.presets import ENV_PATH_VAR
 from curl_rl.experiment.callbacks import AuxMetricsWriter, encode_gif, flatten_hparams, image_grid, last_rgb_frame
-from curl_rl.experiment.config import ENVS_MODULE_ENV, resolve_experiment
+from curl_rl.experiment.config import resolve_experiment
 from curl_rl.experiment.run import read_status, write_status
 
-ENVS = str(Path(__file__).with_name("cli_envs.py"))
+ENVS = str(Path(__file__).with_name("envs"))  # the dots presets, found by name
 
 
 def test_aux_metrics_writer(tmp_path: Path) -> None:
@@ -67,7 +68,7 @@ def test_status_file_is_replaced_atomically_and_merged(tmp_path: Path) -> None:
 
 
 def test_default_jobs_respects_cpus_runs_and_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENVS_MODULE_ENV, ENVS)
+    monkeypatch.setenv(ENV_PATH_VAR, ENVS)
     config = resolve_experiment(env="dots", algo="ppo", steps=100)
     monkeypatch.setattr(compare, "available_cpus", lambda: 8)
     monkeypatch.setattr(compare, "available_memory", lambda: 64 * 2**30)
@@ -85,7 +86,7 @@ def test_default_jobs_respects_cpus_runs_and_memory(monkeypatch: pytest.MonkeyPa
 
 
 def test_an_empty_folder_can_become_an_experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENVS_MODULE_ENV, ENVS)
+    monkeypatch.setenv(ENV_PATH_VAR, ENVS)
     config = resolve_experiment(env="dots", algo="ppo", steps=100)
     folder = tmp_path / "exp"
     folder.mkdir()

@@ -9,7 +9,7 @@ import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from curl_rl import CurlPPO
-from curl_rl.experiment.config import envs_api
+from curl_rl.envs import load_preset, make_env
 from curl_rl.results.probe import (
     ProbeData,
     RepresentationProbe,
@@ -21,7 +21,7 @@ from curl_rl.results.probe import (
     select_alpha,
 )
 
-ENVS = str(Path(__file__).with_name("cli_envs.py"))
+ENVS = str(Path(__file__).with_name("envs"))  # the dots presets, found by name
 
 
 def _states(rng: np.random.Generator, n: int = 600, k: int = 4) -> np.ndarray:
@@ -105,9 +105,8 @@ def test_split_is_by_episode() -> None:
 
 
 def test_collect_and_probe_a_model() -> None:
-    api = envs_api(ENVS)
-    preset = api.load_preset("dots")
-    env = api.make_env(preset, 3)
+    preset = load_preset(Path(ENVS) / "dots.yaml")
+    env = make_env(preset, 3)
     data = collect_probe_frames(env, n_episodes=6, steps_per_episode=10, seed=3)
     assert data is not None
     assert data.observations.shape[1:] == (16, 16, 6) and data.observations.dtype == np.uint8
@@ -115,7 +114,7 @@ def test_collect_and_probe_a_model() -> None:
     assert len(np.unique(data.episodes)) == 6
     model = CurlPPO(
         "CnnPolicy",
-        DummyVecEnv([lambda: api.make_env(preset, 0)]),
+        DummyVecEnv([lambda: make_env(preset, 0)]),
         aux="curl",
         n_steps=16,
         batch_size=8,

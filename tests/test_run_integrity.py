@@ -61,9 +61,9 @@ def test_run_single_refuses_a_folder_another_writer_holds_and_leaves_it_alone(tm
 
 @pytest.fixture
 def _cli_envs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from curl_rl.experiment.config import ENVS_MODULE_ENV
+    from curl_rl.envs.presets import ENV_PATH_VAR
 
-    monkeypatch.setenv(ENVS_MODULE_ENV, str(Path(__file__).with_name("cli_envs.py")))
+    monkeypatch.setenv(ENV_PATH_VAR, str(Path(__file__).with_name("envs")))
     monkeypatch.chdir(tmp_path)
 
 

@@ -17,7 +17,9 @@ A preset says how to build the env (kind, id or domain/task, wrappers), how long
         aux: {crop_size: 56}                   # auxiliary-loss overrides, same for every aux arm
 
 Bundled presets live in the top-level ``envs/`` folder of a checkout; wheels install the same
-files under ``<prefix>/share/curl_rl/envs`` (see ``[tool.setuptools.data-files]``).
+files under ``<prefix>/share/curl_rl/envs`` (see ``[tool.setuptools.data-files]``). Your own
+presets are found by path (``--env my_envs/foo.yaml``) or, by name, in the folders listed in
+``$CURL_RL_ENV_PATH`` (separated like ``$PATH``); a name found there shadows a bundled one.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ ALGO_ACTION_SPACES: dict[str, tuple[str, ...]] = {
 }
 POLICIES = ("CnnPolicy", "MlpPolicy", "MultiInputPolicy")
 DISTRACTOR_IDS = {"curl_rl/Distractor-v0": False, "curl_rl/DistractorContinuous-v0": True}
+
+#: environment variable listing folders of your own preset files (``os.pathsep``-separated)
+ENV_PATH_VAR = "CURL_RL_ENV_PATH"
 
 _TOP_KEYS = {"name", "description", "env", "budgets", "eval", "algos", "notes"}
 _ENV_KEYS = {
@@ -295,7 +300,9 @@ def _state_dim(env: EnvSection) -> int | None:
     from gymnasium import spaces
 
     obs_space, _ = _gym_spaces(env.id or "", _freeze(env.kwargs))
-    return int(np.prod(obs_space.shape)) if isinstance(obs_space, spaces.Box) else None
+    if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) == 3:
+        return None  # an image env: its state is whatever it puts in info["state"], if anything
+    return int(np.prod(obs_space.shape))
 
 
 # ---------------------------------------------------------------------------- finding presets
@@ -336,17 +343,37 @@ def bundled_presets_dir() -> Path:
     raise FileNotFoundError("no bundled curl_rl presets found; looked in: " + ", ".join(str(d) for d in candidates))
 
 
-def _bundled_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(bundled_presets_dir().glob("*.yaml"))}
+def user_presets_dirs() -> list[Path]:
+    """The folders named in ``$CURL_RL_ENV_PATH``, in order.
+
+    :raises PresetError: for an entry that is not a folder (a typo would otherwise hide presets).
+    """
+    dirs = []
+    for entry in os.environ.get(ENV_PATH_VAR, "").split(os.pathsep):
+        if not entry.strip():
+            continue
+        folder = Path(entry).expanduser()
+        if not folder.is_dir():
+            raise PresetError(f"${ENV_PATH_VAR} names {folder}, which is not a folder; fix or unset it")
+        dirs.append(folder)
+    return dirs
+
+
+def _preset_files() -> dict[str, Path]:
+    """Name -> file over the bundled folder and ``$CURL_RL_ENV_PATH`` (the earliest user folder wins)."""
+    files = {p.stem: p for p in sorted(bundled_presets_dir().glob("*.yaml"))}
+    for folder in reversed(user_presets_dirs()):
+        files.update({p.stem: p for p in sorted(folder.glob("*.yaml"))})
+    return files
 
 
 def list_presets() -> dict[str, str]:
-    """Every bundled preset with its one-line description, sorted by name.
+    """Every preset known by name (bundled and ``$CURL_RL_ENV_PATH``) with its one-line description.
 
-    :return: ``{name: description}``.
+    :return: ``{name: description}``, sorted by name.
     """
     out: dict[str, str] = {}
-    for name, path in _bundled_files().items():
+    for name, path in _preset_files().items():
         with path.open(encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
         out[name] = str(data.get("description", "")).strip() if isinstance(data, dict) else ""
@@ -360,7 +387,7 @@ def _looks_like_path(value: str | os.PathLike[str]) -> bool:
 
 
 def load_preset(name_or_path: str | os.PathLike[str]) -> EnvPreset:
-    """Load a bundled preset by name, or a user's preset file by path.
+    """Load a preset by name (bundled or in ``$CURL_RL_ENV_PATH``), or a user's preset file by path.
 
     :param name_or_path: e.g. ``"distractor-easy"`` or ``"my_presets/foo.yaml"``.
     :return: the validated preset.
@@ -375,7 +402,7 @@ def load_preset(name_or_path: str | os.PathLike[str]) -> EnvPreset:
             raise PresetError(f"preset file not found: {path}")
         return _load_file(path, default_name=path.stem)
     name = str(name_or_path)
-    files = _bundled_files()
+    files = _preset_files()
     if name not in files:
         if Path(name).is_file():
             return _load_file(Path(name), default_name=Path(name).stem)
@@ -383,7 +410,7 @@ def load_preset(name_or_path: str | os.PathLike[str]) -> EnvPreset:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ValueError(
             f"unknown env preset {name!r}.{hint} Available presets: {', '.join(files)}. "
-            "You can also pass the path of your own preset YAML file."
+            f"You can also pass the path of your own preset YAML file, or put it in a folder named in ${ENV_PATH_VAR}."
         )
     return _load_file(files[name], default_name=name)
 

@@ -412,9 +412,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_envs(args: argparse.Namespace) -> int:
     """``curl-rl envs``."""
-    from curl_rl.experiment.config import envs_api
+    from curl_rl.envs.presets import list_presets
 
-    presets = envs_api().list_presets()
+    presets = list_presets()
     width = max((len(n) for n in presets), default=0)
     for name, description in presets.items():
         first = (description or "").strip().splitlines()

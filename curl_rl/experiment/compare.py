@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from curl_rl.experiment.checkpoint import latest_checkpoint
 from curl_rl.experiment.config import ExperimentConfig, UsageError, plain
 from curl_rl.experiment.run import RunResult, RunSpec, read_status, run_single_safe, write_status
 
@@ -46,8 +47,6 @@ __all__ = [
 ]
 
 EXPERIMENT_FILE = "experiment.yaml"
-#: environment variable naming runs (``arm/seedN,...``) that must fail on purpose (tests)
-FAIL_HOOK_ENV = "CURL_RL_TEST_FAIL_RUNS"
 #: memory of a run besides its buffers: interpreter, torch, SB3, the model, activations
 _BASE_RUN_BYTES = 800 * 2**20
 
@@ -162,7 +161,6 @@ def plan_runs(
     :return: the plan.
     """
     resumed = prepare_experiment_dir(experiment_dir, config, command)
-    fail = {s.strip() for s in os.environ.get(FAIL_HOOK_ENV, "").split(",") if s.strip()}
     plan = ExperimentPlan(experiment_dir=experiment_dir, to_run=[], resumed=resumed)
     base = template or RunSpec(experiment_dir=str(experiment_dir), arm="", seed=0, config=config)
     for arm in arms:
@@ -173,7 +171,6 @@ def plan_runs(
                 arm=arm,
                 seed=int(seed),
                 config=config,
-                fail_hook=f"{arm}/seed{seed}" in fail,
             )
             status = read_status(spec.run_dir)
             state = status.get("status") if status else None
@@ -193,10 +190,6 @@ def plan_runs(
 
 
 def _resumable(run_dir: Path) -> bool:
-    try:
-        from curl_rl.experiment.checkpoint import latest_checkpoint
-    except ImportError:  # pragma: no cover - the module ships with curl_rl
-        return False
     return (run_dir / "config.yaml").is_file() and latest_checkpoint(run_dir) is not None
 
 

@@ -24,9 +24,7 @@ import importlib
 import importlib.util
 import inspect
 import math
-import os
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -42,7 +40,6 @@ __all__ = [
     "ProbeSettings",
     "TensorBoardSettings",
     "UsageError",
-    "envs_api",
     "parse_arms",
     "parse_set",
     "plain",
@@ -52,8 +49,6 @@ __all__ = [
 
 #: the project's default env preset (the distractor task)
 DEFAULT_ENV = "distractor-easy"
-#: environment variable naming another env-preset module (see :func:`envs_source`)
-ENVS_MODULE_ENV = "CURL_RL_ENVS_MODULE"
 
 #: algorithm keywords the runner sets itself; ``--set`` must not touch them
 _MANAGED_ALGO_KEYS = {
@@ -124,46 +119,6 @@ class TensorBoardSettings:
     video_frames: int = 200
 
 
-def envs_source() -> str:
-    """Where env presets come from: ``$CURL_RL_ENVS_MODULE`` (a module name or a ``.py`` file
-    providing ``list_presets``, ``load_preset``, ``make_env`` and ``make_vec_env``), else
-    ``curl_rl.envs``."""
-    return os.environ.get(ENVS_MODULE_ENV) or "curl_rl.envs"
-
-
-def envs_api(source: str | None = None) -> Any:
-    """The env-preset module (see :func:`envs_source`), or a :class:`UsageError`.
-
-    :param source: module name or ``.py`` path; None uses :func:`envs_source`.
-    :return: the module.
-    """
-    name = source or envs_source()
-    try:
-        if name.endswith(".py"):
-            module = _load_file_module(name)
-        else:
-            module = importlib.import_module(name)
-    except (ImportError, OSError) as exc:
-        raise UsageError(f"the env presets module {name} cannot be imported ({exc})") from exc
-    missing = [n for n in ("list_presets", "load_preset", "make_env", "make_vec_env") if not hasattr(module, n)]
-    if missing:
-        raise UsageError(f"{name} lacks {', '.join(missing)}; the env presets are not available")
-    return module
-
-
-def _load_file_module(path: str) -> Any:
-    key = "curl_rl_envs_plugin_" + re.sub(r"\W", "_", str(Path(path).resolve()))
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def plain(value: Any) -> Any:
     """A YAML/JSON-safe copy: tuples to lists, classes and callables to dotted names, paths to str."""
     if isinstance(value, Mapping):
@@ -202,24 +157,23 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 # -- the env preset, read through the curl_rl.envs interface ---------------------------------
 
 
-def load_env_preset(source: str, module: str | None = None) -> Any:
+def load_env_preset(source: str) -> Any:
     """Load a preset by name or YAML path; unknown names become a :class:`UsageError`.
 
     :param source: preset name (``curl-rl envs`` lists them) or path to a preset YAML file.
-    :param module: the env-preset module (see :func:`envs_api`).
     :return: the ``EnvPreset``.
     """
-    api = envs_api(module)
+    from curl_rl.envs.presets import PresetError, list_presets, load_preset
+
     try:
-        return api.load_preset(source)
+        return load_preset(source)
+    except PresetError as exc:
+        raise UsageError(f"invalid env preset {source!r}: {exc}") from exc
     except (KeyError, ValueError, FileNotFoundError, OSError, TypeError) as exc:
         message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-        preset_error = getattr(api, "PresetError", None)
-        if isinstance(preset_error, type) and isinstance(exc, preset_error):
-            raise UsageError(f"invalid env preset {source!r}: {message}") from exc
         hint = ""
         if Path(source).suffix not in (".yaml", ".yml") and "presets" not in message.lower():
-            hint = f"; known presets: {', '.join(sorted(api.list_presets()))}"
+            hint = f"; known presets: {', '.join(sorted(list_presets()))}"
         raise UsageError(f"unknown env {source!r}: {message}{hint}") from exc
 
 
@@ -432,7 +386,6 @@ class ExperimentConfig:
     :param probe: probe settings.
     :param steps: env steps per run.
     :param overrides: the ``--set`` pairs, as given.
-    :param envs_module: the env-preset module the preset came from (workers build envs with it).
     """
 
     env_name: str
@@ -449,7 +402,6 @@ class ExperimentConfig:
     probe: ProbeSettings
     steps: int
     overrides: list[tuple[str, Any]] = field(default_factory=list)
-    envs_module: str = "curl_rl.envs"
 
     @property
     def env_settings(self) -> dict[str, Any]:
@@ -675,8 +627,7 @@ def resolve_experiment(
     if budget not in ("quick", "full"):
         raise UsageError(f"unknown budget {budget!r}; use quick or full")
     source = env or DEFAULT_ENV
-    module = envs_source()
-    preset = load_env_preset(source, module)
+    preset = load_env_preset(source)
     _check_algo_fits(preset, algo)
     algo_section = _preset_algo(preset, algo)
     tree: dict[str, Any] = {
@@ -731,7 +682,6 @@ def resolve_experiment(
         probe=probe,
         steps=total,
         overrides=pairs,
-        envs_module=module,
     )
     # field names are checked above; values are checked per arm by the planners (aux_config)
     return config

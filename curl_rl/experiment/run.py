@@ -1,4 +1,10 @@
-"""One training run: build the envs and the model, attach the callbacks, fill the run folder.
+"""One training run, in named phases: the same code for ``train``, ``compare``'s workers and Ray.
+
+:class:`Run` follows RL Zoo's ExperimentManager: each phase is one method, called in this order by
+:meth:`Run.execute` — ``start`` (take the folder, mark it running), ``make_envs``, ``make_model``
+(new, or resumed from the newest checkpoint), ``record`` (probe frames, ``config.yaml``, the aux
+CSV), ``make_callbacks``, ``train``, ``finish`` (save, mark done); a failure or Ctrl-C ends in
+``mark_failed`` / ``mark_interrupted``, and ``close`` always runs.
 
 Run folder (``runs/<experiment>/<arm>/seed<N>/``), the contract :mod:`curl_rl.results.summary` reads::
 
@@ -11,14 +17,12 @@ Run folder (``runs/<experiment>/<arm>/seed<N>/``), the contract :mod:`curl_rl.re
     model.zip          the final model
     checkpoints/       periodic checkpoints and the one saved on Ctrl-C (see curl_rl.experiment.checkpoint)
 
-:func:`run_single` is a plain top-level function of picklable arguments so that the same code runs
-in the ``train`` command, in ``compare``'s worker processes and as a Ray task.
+:func:`run_single` is a plain top-level function of picklable arguments so that it can be sent to
+a worker process or a Ray task.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import socket
 import sys
@@ -30,17 +34,15 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from curl_rl.algos import ALGOS
-from curl_rl.algos.performance import PerformanceConfig, resolve_auto
+from curl_rl.envs import make_env, make_vec_env
 from curl_rl.experiment import checkpoint as _checkpoint
+from curl_rl.experiment.build import build_model, check_runs_buildable, effective_hyperparams
 from curl_rl.experiment.callbacks import (
     AugmentationGridCallback,
     AuxMetricsWriter,
@@ -51,20 +53,15 @@ from curl_rl.experiment.callbacks import (
     ProgressBarCallback,
     aux_metric_tags,
 )
-from curl_rl.experiment.config import (
-    ExperimentConfig,
-    TensorBoardSettings,
-    UsageError,
-    algo_parameters,
-    envs_api,
-    plain,
-)
+from curl_rl.experiment.config import ExperimentConfig, TensorBoardSettings, UsageError, plain
 from curl_rl.experiment.determinism import versions
 from curl_rl.experiment.lock import FolderLock, FolderLocked
+from curl_rl.experiment.status import STATUSES, now, read_status, write_status
 from curl_rl.results.probe import ProbeData, RepresentationProbe, collect_probe_frames
-from curl_rl.results.summary import read_status_file
 
 __all__ = [
+    "STATUSES",
+    "Run",
     "RunResult",
     "RunSpec",
     "build_model",
@@ -80,8 +77,6 @@ __all__ = [
 #: episodes differ from the evaluation episodes
 PROBE_SEED_OFFSET = 20_000
 VIDEO_SEED_OFFSET = 30_000
-#: statuses a run can have; only "done" counts as finished
-STATUSES = ("running", "done", "failed", "interrupted")
 
 
 @dataclass
@@ -99,7 +94,6 @@ class RunSpec:
     :param progress: show a progress bar (only when stderr is a terminal).
     :param verbose: SB3 verbosity (1 prints SB3's tables).
     :param resume: continue from the newest checkpoint of the run folder.
-    :param fail_hook: raise inside the run on purpose (tests of failure handling).
     :param folder: the run folder itself, overriding ``experiment_dir/arm/seedN`` (``--resume DIR``
         continues exactly DIR, also when it was copied or renamed).
     :param cli: how the config was asked for (stored in ``config.yaml`` so ``--resume`` can rebuild it).
@@ -116,7 +110,6 @@ class RunSpec:
     progress: bool = False
     verbose: int = 0
     resume: bool = False
-    fail_hook: bool = False
     cli: dict[str, Any] = field(default_factory=dict)
     folder: str | None = None
 
@@ -163,169 +156,7 @@ class RunResult:
         return f"{self.arm}/seed{self.seed}"
 
 
-# -- status.json -----------------------------------------------------------------------------------
-
-
-def write_status(run_dir: Path, **values: Any) -> dict[str, Any]:
-    """Update ``status.json`` atomically (temp file + ``os.replace``), merging with what is there.
-
-    :param run_dir: the run folder.
-    :param values: fields to set.
-    :return: the written content.
-    """
-    current = read_status(run_dir) or {}
-    current.update(values)
-    current["updated"] = _now()
-    tmp = run_dir / f".status.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(plain(current), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(run_dir / "status.json")
-    return current
-
-
-def read_status(run_dir: Path) -> dict[str, Any] | None:
-    """``status.json`` of a run folder, or None when missing or unreadable."""
-    data, problem = read_status_file(Path(run_dir))
-    return None if problem else data
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-# -- building ------------------------------------------------------------------------------------
-
-
-def build_model(
-    config: ExperimentConfig,
-    arm: str,
-    env: VecEnv,
-    seed: int,
-    device: str = "auto",
-    tensorboard_log: str | None = None,
-    verbose: int = 0,
-    **overrides: Any,
-) -> BaseAlgorithm:
-    """The curl_rl algorithm of ``config`` for one arm.
-
-    :param config: the experiment config.
-    :param arm: auxiliary preset name.
-    :param env: the training env.
-    :param seed: the seed.
-    :param device: torch device.
-    :param tensorboard_log: SB3's TensorBoard folder.
-    :param verbose: SB3 verbosity.
-    :param overrides: hyperparameters replacing the config's (used by the dry-run check).
-    :return: the model.
-    """
-    cls: Any = ALGOS[config.algo]
-    kwargs = {**config.model_kwargs(), **overrides}
-    if isinstance(kwargs.get("action_noise"), dict):
-        kwargs["action_noise"] = _action_noise(config, kwargs["action_noise"], env.action_space)
-    # the device's speed switches, resolved here and passed explicitly, so every arm (none included)
-    # runs the same kernels and arms differ only in their objective
-    kwargs.setdefault("performance", resolve_auto(PerformanceConfig(), get_device(device)))
-    return cls(
-        config.policy,
-        env,
-        aux=config.aux_config(arm),
-        routing=config.routing,
-        seed=seed,
-        device=device,
-        tensorboard_log=tensorboard_log,
-        verbose=verbose,
-        **kwargs,
-    )
-
-
-def _action_noise(config: ExperimentConfig, spec: dict[str, Any], space: gym.Space) -> Any:
-    """An SB3 ``ActionNoise`` from a preset's ``{type, std}`` spec."""
-    action_dim = int(np.prod(space.shape or (1,)))
-    api = envs_api(config.envs_module)
-    if hasattr(api, "make_action_noise"):
-        return api.make_action_noise(spec, action_dim)
-    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
-
-    sigma = float(spec.get("std", 0.1)) * np.ones(action_dim)
-    if spec.get("type", "normal") == "ornstein-uhlenbeck":
-        return OrnsteinUhlenbeckActionNoise(mean=np.zeros(action_dim), sigma=sigma)
-    return NormalActionNoise(mean=np.zeros(action_dim), sigma=sigma)
-
-
-def _check_action_space(algo: str, space: gym.Space, env_name: str) -> None:
-    discrete = isinstance(space, gym.spaces.Discrete)
-    if algo == "dqn" and not discrete:
-        raise UsageError(
-            f"dqn needs discrete actions, but env {env_name!r} has {space}; use ppo, a2c, sac or td3, "
-            "or a discrete variant of the env"
-        )
-    if algo in ("sac", "td3") and not isinstance(space, gym.spaces.Box):
-        raise UsageError(
-            f"{algo} needs continuous (Box) actions, but env {env_name!r} has {space}; use ppo, a2c or dqn, "
-            "or a continuous variant of the env"
-        )
-
-
-def check_runs_buildable(config: ExperimentConfig, arms: list[str], device: str = "auto") -> dict[str, Any]:
-    """Dry run before anything starts: build the env once and every arm's model on it.
-
-    Catches incompatible algo/env pairs, bad hyperparameters and aux settings the observation
-    space cannot take, with the error in the main process instead of in every worker.
-
-    :param config: the experiment config.
-    :param arms: the arms to check.
-    :param device: the requested device (checked for availability).
-    :return: facts about the env: ``observation_shape``, ``obs_bytes``, ``action_space``, ``has_state``.
-    """
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device} was asked for but CUDA is not available; use auto or cpu")
-    for arm in arms:
-        config.aux_config(arm)  # bad aux values fail here, before anything is built
-    api = envs_api(config.envs_module)
-    try:
-        env = api.make_env(config.preset, 0)
-    except Exception as exc:
-        raise UsageError(f"env {config.env_name!r} cannot be built with these settings: {exc}") from exc
-    try:
-        _check_action_space(config.algo, env.action_space, config.env_name)
-        _, info = env.reset(seed=0)
-        facts = {
-            "observation_shape": tuple(env.observation_space.shape or ()),
-            "obs_bytes": int(np.prod(env.observation_space.shape or (1,)))
-            * int(np.dtype(env.observation_space.dtype or np.uint8).itemsize),
-            "action_space": str(env.action_space),
-            "has_state": "state" in info,
-        }
-    finally:
-        env.close()
-    small: dict[str, Any] = {}
-    if "buffer_size" in algo_parameters(config.algo):
-        # the dry run must not allocate the real replay buffer
-        small["buffer_size"] = min(int(config.hyperparams.get("buffer_size", 1000)), 1000)
-    for arm in arms:
-        aux = config.aux_config(arm)  # raises UsageError with the arm's name
-        vec = DummyVecEnv([lambda: api.make_env(config.preset, 0)])
-        try:
-            model = build_model(config, arm, vec, seed=0, device="cpu", **small)
-            del model
-        except UsageError:
-            raise
-        except Exception as exc:
-            raise UsageError(f"{config.algo} with arm {arm!r} ({aux.name}) cannot be built: {exc}") from exc
-        finally:
-            vec.close()
-    return facts
-
-
-def _effective_hyperparams(model: BaseAlgorithm, algo: str) -> dict[str, Any]:
-    """SB3's values after construction (defaults included); schedules and objects left out."""
-    out = {}
-    for name in algo_parameters(algo):
-        if not hasattr(model, name):
-            continue
-        value = getattr(model, name)
-        if isinstance(value, bool | int | float | str | tuple | list | dict) or value is None:
-            out[name] = value
-    return plain(out)
+# -- what a run writes besides status.json -------------------------------------------------------------
 
 
 def _write_config(spec: RunSpec, model: BaseAlgorithm, probe_frames: int | None) -> None:
@@ -341,14 +172,14 @@ def _write_config(spec: RunSpec, model: BaseAlgorithm, probe_frames: int | None)
             "threads": torch.get_num_threads(),
             "checkpoint_freq": spec.checkpoint_freq,
             "host": socket.gethostname(),
-            "started": _now(),
+            "started": now(),
             "probe_frames": probe_frames,
         },
         "cli": spec.cli,
         **{k: v for k, v in sections.items() if k != "aux"},
         "aux": plain(getattr(model, "aux_config").to_dict()),  # noqa: B009 - every curl_rl model has it
         "aux_overrides": sections["aux"] if spec.arm != "none" else {},
-        "sb3_effective": _effective_hyperparams(model, cfg.algo),
+        "sb3_effective": effective_hyperparams(model, cfg.algo),
         # how the encoders compute (channels_last ...), resolved for this device
         "performance": plain(getattr(model, "performance", None)),
         "tensorboard": plain(spec.tensorboard),
@@ -369,21 +200,20 @@ def _hparams(spec: RunSpec, model: BaseAlgorithm) -> dict[str, Any]:
         "routing": cfg.routing,
         "n_envs": cfg.n_envs,
         "policy": cfg.policy,
-        "algo": {"name": cfg.algo, **_effective_hyperparams(model, cfg.algo)},
+        "algo": {"name": cfg.algo, **effective_hyperparams(model, cfg.algo)},
         "aux": getattr(model, "aux_config").to_dict(),  # noqa: B009
     }
 
 
 def _make_render_env(spec: RunSpec) -> Callable[[], gym.Env]:
-    api = envs_api(spec.config.envs_module)
     seed = spec.seed + VIDEO_SEED_OFFSET
 
     def make() -> gym.Env:
         try:
-            return api.make_env(spec.config.preset, seed, evaluation=True, render_mode="rgb_array")
+            return make_env(spec.config.preset, seed, evaluation=True, render_mode="rgb_array")
         except (TypeError, ValueError):
             # no rgb_array rendering: the video falls back to the observation frames
-            return api.make_env(spec.config.preset, seed, evaluation=True)
+            return make_env(spec.config.preset, seed, evaluation=True)
 
     return make
 
@@ -392,7 +222,7 @@ def _collect_probe(spec: RunSpec) -> ProbeData | None:
     settings = spec.config.probe
     if not settings.enabled:
         return None
-    env = envs_api(spec.config.envs_module).make_env(spec.config.preset, spec.seed + PROBE_SEED_OFFSET, evaluation=True)
+    env = make_env(spec.config.preset, spec.seed + PROBE_SEED_OFFSET, evaluation=True)
     try:
         return collect_probe_frames(
             env, settings.episodes, settings.steps_per_episode, seed=spec.seed + PROBE_SEED_OFFSET
@@ -401,102 +231,151 @@ def _collect_probe(spec: RunSpec) -> ProbeData | None:
         env.close()
 
 
-# -- running -------------------------------------------------------------------------------------
+# -- the run ----------------------------------------------------------------------------------------
 
 
-def run_single(spec: RunSpec) -> RunResult:
-    """Train one (arm, seed) run into its run folder.
+class Run:
+    """One (arm, seed) run in named phases; :meth:`execute` calls them in order.
 
-    Failures are recorded in ``status.json`` (``failed`` with the traceback) and re-raised;
-    Ctrl-C saves a checkpoint tagged ``interrupted``, marks the run ``interrupted`` and re-raises
-    ``KeyboardInterrupt``.
+    Failures are recorded in ``status.json`` (``failed`` with the traceback) and re-raised; Ctrl-C
+    saves a checkpoint tagged ``interrupted``, marks the run ``interrupted`` and re-raises
+    ``KeyboardInterrupt``. A resume that fails before training a step leaves ``status.json`` as it
+    found it.
 
     :param spec: the run.
-    :return: the result of a finished run.
     """
-    # one writer per run folder: a second one (the same compare started twice) is refused here,
-    # before it touches status.json, the CSVs, TensorBoard or the checkpoints
-    with FolderLock(spec.run_dir, what="run"):
-        return _run_single_locked(spec)
 
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self.config = spec.config
+        self.run_dir = spec.run_dir
+        self.model: BaseAlgorithm | None = None
+        self.train_env: VecEnv | None = None
+        self.eval_env: VecEnv | None = None
+        self.evaluation: EvaluationCallback | None = None
+        self.probe_data: ProbeData | None = None
+        self.aux_writer: AuxMetricsWriter | None = None
+        self.learn_kwargs: dict[str, Any] = {}
+        self._closers: list[Callable[[], Any]] = []
+        self._start = time.monotonic()
+        self._time_before = 0.0
+        self._steps_before = 0
+        self._status_before: bytes | None = None
 
-def _run_single_locked(spec: RunSpec) -> RunResult:
-    if spec.threads:
-        torch.set_num_threads(max(1, int(spec.threads)))
-    cfg = spec.config
-    run_dir = spec.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
-    previous = read_status(run_dir) or {}
-    status_path = run_dir / "status.json"
-    # a resume that fails before it trains a step must leave the run's status as it found it
-    status_before = status_path.read_bytes() if spec.resume and status_path.is_file() else None
-    steps_before = int(previous.get("env_steps") or 0) if spec.resume else 0
-    time_before = float(previous.get("wall_time_s") or 0.0) if spec.resume else 0.0
-    write_status(
-        run_dir,
-        status="running",
-        error=None,
-        arm=spec.arm,
-        seed=spec.seed,
-        algo=cfg.algo,
-        env=cfg.env_name,
-        total_timesteps=cfg.steps,
-        env_steps=int(previous.get("env_steps") or 0) if spec.resume else 0,
-        wall_time_s=time_before,
-        steps_per_s=None,
-        pid=os.getpid(),
-        host=socket.gethostname(),
-    )
-    closers: list[Callable[[], Any]] = []
-    model: BaseAlgorithm | None = None
-    evaluation: EvaluationCallback | None = None
+    def execute(self) -> RunResult:
+        """Take the run folder and run every phase.
 
-    def elapsed() -> float:
-        return time_before + time.monotonic() - start
+        :return: the result of a finished run.
+        """
+        # one writer per run folder: a second one (the same compare started twice) is refused here,
+        # before it touches status.json, the CSVs, TensorBoard or the checkpoints
+        with FolderLock(self.run_dir, what="run"):
+            self.start()
+            try:
+                self.make_envs()
+                self.make_model()
+                self.record()
+                self.train(self.make_callbacks())
+                return self.finish()
+            except KeyboardInterrupt:
+                self.mark_interrupted()
+                raise
+            except BaseException as exc:
+                self.mark_failed(exc)
+                raise
+            finally:
+                self.close()
 
-    try:
-        if spec.fail_hook:
-            raise RuntimeError(f"deliberate failure of {spec.name} (test hook CURL_RL_TEST_FAIL_RUNS)")
-        api = envs_api(cfg.envs_module)
-        train_env = api.make_vec_env(cfg.preset, cfg.n_envs, spec.seed, vec_env_cls=DummyVecEnv)
-        closers.append(train_env.close)
-        # evaluation=True gives the eval envs their own seed stream (curl_rl.envs offsets it)
-        eval_env = api.make_vec_env(cfg.preset, 1, spec.seed, evaluation=True, vec_env_cls=DummyVecEnv)
-        closers.append(eval_env.close)
+    def elapsed(self) -> float:
+        """Training wall time, earlier sessions of a resumed run included."""
+        return self._time_before + time.monotonic() - self._start
+
+    # -- phases -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the folder and mark the run ``running`` (keeping a resumed run's steps and time)."""
+        spec, cfg = self.spec, self.config
+        if spec.threads:
+            torch.set_num_threads(max(1, int(spec.threads)))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._start = time.monotonic()
+        previous = read_status(self.run_dir) or {}
+        status_path = self.run_dir / "status.json"
         if spec.resume:
-            model, learn_kwargs = _resume_model(spec, train_env)
+            self._status_before = status_path.read_bytes() if status_path.is_file() else None
+            self._steps_before = int(previous.get("env_steps") or 0)
+            self._time_before = float(previous.get("wall_time_s") or 0.0)
+        write_status(
+            self.run_dir,
+            status="running",
+            error=None,
+            arm=spec.arm,
+            seed=spec.seed,
+            algo=cfg.algo,
+            env=cfg.env_name,
+            total_timesteps=cfg.steps,
+            env_steps=self._steps_before,
+            wall_time_s=self._time_before,
+            steps_per_s=None,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+
+    def make_envs(self) -> None:
+        """The training envs and one evaluation env (with its own seed stream)."""
+        cfg, seed = self.config, self.spec.seed
+        self.train_env = make_vec_env(cfg.preset, cfg.n_envs, seed, vec_env_cls=DummyVecEnv)
+        self._closers.append(self.train_env.close)
+        self.eval_env = make_vec_env(cfg.preset, 1, seed, evaluation=True, vec_env_cls=DummyVecEnv)
+        self._closers.append(self.eval_env.close)
+
+    def make_model(self) -> None:
+        """A new model, or (``resume``) the newest loadable checkpoint and the learn() arguments to go on."""
+        spec, env = self.spec, self.train_env
+        assert env is not None, "make_envs runs first"
+        if spec.resume:
+            self.model, self.learn_kwargs = _resume_model(spec, env)
         else:
-            model = build_model(
-                cfg, spec.arm, train_env, spec.seed, spec.device, str(run_dir / "tb"), verbose=spec.verbose
+            self.model = build_model(
+                self.config, spec.arm, env, spec.seed, spec.device, str(self.run_dir / "tb"), verbose=spec.verbose
             )
-            learn_kwargs = {"total_timesteps": cfg.steps}
-        closers.append(lambda: model.logger.close() if model is not None and model._logger is not None else None)
-        probe_data = _collect_probe(spec)
-        _write_config(spec, model, len(probe_data) if probe_data is not None else None)
-        aux_cfg = getattr(model, "aux_config")  # noqa: B009
-        aux_writer = AuxMetricsWriter(
-            run_dir / "aux_metrics.csv",
+            self.learn_kwargs = {"total_timesteps": self.config.steps}
+        model = self.model
+        self._closers.append(lambda: model.logger.close() if model._logger is not None else None)
+
+    def record(self) -> None:
+        """Probe frames, ``config.yaml`` and the aux-metrics CSV (its columns depend on the model)."""
+        model, cfg = self.model, self.config
+        assert model is not None, "make_model runs first"
+        self.probe_data = _collect_probe(self.spec)
+        _write_config(self.spec, model, len(self.probe_data) if self.probe_data is not None else None)
+        aux_cfg = getattr(model, "aux_config")  # noqa: B009 - every curl_rl model has it
+        self.aux_writer = AuxMetricsWriter(
+            self.run_dir / "aux_metrics.csv",
             aux_metric_tags(aux_cfg, probe=cfg.probe.enabled, rl_augment=getattr(model, "_rl_augment", "none")),
         )
-        closers.append(aux_writer.close)
+        self._closers.append(self.aux_writer.close)
+
+    def make_callbacks(self) -> CallbackList:
+        """Evaluation (with the probe), TensorBoard extras, checkpoints and the progress bar."""
+        spec, cfg, model = self.spec, self.config, self.model
+        assert model is not None and self.eval_env is not None, "make_envs and make_model run first"
+        run_dir, probe_data = self.run_dir, self.probe_data
 
         def on_evaluation(step: int, mean_return: float, probe_r2: float | None) -> None:
-            write_status(run_dir, env_steps=step, wall_time_s=round(elapsed(), 3), last_return=mean_return)
+            write_status(run_dir, env_steps=step, wall_time_s=round(self.elapsed(), 3), last_return=mean_return)
 
-        evaluation = EvaluationCallback(
-            eval_env,
+        evaluation = self.evaluation = EvaluationCallback(
+            self.eval_env,
             cfg.eval_freq,
             cfg.eval_episodes,
             run_dir / "evaluations.csv",
             probe=RepresentationProbe(probe_data, cfg.probe.alpha, cfg.probe.held_out_fraction)
             if probe_data is not None and len(probe_data) >= 4
             else None,
-            aux_writer=aux_writer,
+            aux_writer=self.aux_writer,
             on_evaluation=on_evaluation,
         )
-        final = evaluation
-
         callbacks: list[BaseCallback] = [evaluation]
         tb = spec.tensorboard
         if tb.images_every > 0:
@@ -504,7 +383,7 @@ def _run_single_locked(spec: RunSpec) -> RunResult:
         callbacks.append(
             HParamsCallback(
                 _hparams(spec, model),
-                final_values=lambda: {"mean_return": final.last_mean_return, "probe_r2": final.last_probe_r2},
+                final_values=lambda: {"mean_return": evaluation.last_mean_return, "probe_r2": evaluation.last_probe_r2},
             )
         )
         if tb.embeddings and probe_data is not None:
@@ -515,66 +394,89 @@ def _run_single_locked(spec: RunSpec) -> RunResult:
             callbacks.append(_checkpoint.CheckpointCallback(run_dir, spec.checkpoint_freq))
         progress = ProgressBarCallback(cfg.steps, enabled=spec.progress and sys.stderr.isatty())
         callbacks.append(progress)
-        closers.append(progress.close)
+        self._closers.append(progress.close)
+        return CallbackList(callbacks)
 
-        model.learn(callback=CallbackList(callbacks), progress_bar=False, **learn_kwargs)
-        model.save(run_dir / "model.zip")
-        wall = elapsed()
-        steps = int(model.num_timesteps)
+    def train(self, callbacks: CallbackList) -> None:
+        """SB3's ``learn()``, then the final model into ``model.zip``."""
+        assert self.model is not None, "make_model runs first"
+        self.model.learn(callback=callbacks, progress_bar=False, **self.learn_kwargs)
+        self.model.save(self.run_dir / "model.zip")
+
+    def finish(self) -> RunResult:
+        """Mark the run ``done`` with its steps, time and last evaluation."""
+        assert self.model is not None and self.evaluation is not None, "train runs first"
+        wall = self.elapsed()
+        steps = int(self.model.num_timesteps)
         result = RunResult(
-            arm=spec.arm,
-            seed=spec.seed,
+            arm=self.spec.arm,
+            seed=self.spec.seed,
             status="done",
             env_steps=steps,
             wall_time_s=wall,
             steps_per_s=steps / wall if wall > 0 else 0.0,
-            final_return=evaluation.last_mean_return,
-            probe_r2=evaluation.last_probe_r2,
+            final_return=self.evaluation.last_mean_return,
+            probe_r2=self.evaluation.last_probe_r2,
         )
         write_status(
-            run_dir,
+            self.run_dir,
             status="done",
             env_steps=steps,
             wall_time_s=round(wall, 3),
             steps_per_s=round(result.steps_per_s, 3),
             final_return=result.final_return,
             probe_r2=result.probe_r2,
-            finished=_now(),
+            finished=now(),
         )
         return result
-    except KeyboardInterrupt:
-        where = _save_interrupted(model, run_dir)
-        steps = int(model.num_timesteps) if model is not None else 0
+
+    # -- endings ------------------------------------------------------------------------------------
+
+    def mark_interrupted(self) -> None:
+        """After Ctrl-C: save a checkpoint tagged ``interrupted`` and say where it is."""
+        where = _save_interrupted(self.model, self.run_dir)
         write_status(
-            run_dir,
+            self.run_dir,
             status="interrupted",
             error=f"interrupted by the user (Ctrl-C); checkpoint: {where}" if where else "interrupted by the user",
-            env_steps=steps,
-            wall_time_s=round(elapsed(), 3),
+            env_steps=int(self.model.num_timesteps) if self.model is not None else 0,
+            wall_time_s=round(self.elapsed(), 3),
             checkpoint=where,
         )
-        raise
-    except BaseException as exc:
-        advanced = model is not None and int(model.num_timesteps) > steps_before
-        if status_before is not None and not advanced:
-            tmp = run_dir / f".status.json.{os.getpid()}.restore"
-            tmp.write_bytes(status_before)
-            tmp.replace(status_path)  # nothing was trained: the run is as it was
-            raise
+
+    def mark_failed(self, exc: BaseException) -> None:
+        """Record the traceback, or restore a resumed run's status when nothing was trained."""
+        advanced = self.model is not None and int(self.model.num_timesteps) > self._steps_before
+        if self._status_before is not None and not advanced:
+            tmp = self.run_dir / f".status.json.{os.getpid()}.restore"
+            tmp.write_bytes(self._status_before)
+            tmp.replace(self.run_dir / "status.json")  # nothing was trained: the run is as it was
+            return
         write_status(
-            run_dir,
+            self.run_dir,
             status="failed",
             error="".join(traceback.format_exception(exc)),
-            env_steps=int(model.num_timesteps) if model is not None else steps_before,
-            wall_time_s=round(elapsed(), 3),
+            env_steps=int(self.model.num_timesteps) if self.model is not None else self._steps_before,
+            wall_time_s=round(self.elapsed(), 3),
         )
-        raise
-    finally:
-        for close in reversed(closers):
+
+    def close(self) -> None:
+        """Close envs, writers and the logger, newest first; a failing close does not hide the run's end."""
+        for close in reversed(self._closers):
             try:
                 close()
             except Exception:
                 pass
+        self._closers.clear()
+
+
+def run_single(spec: RunSpec) -> RunResult:
+    """Train one (arm, seed) run into its run folder (:class:`Run`).
+
+    :param spec: the run.
+    :return: the result of a finished run.
+    """
+    return Run(spec).execute()
 
 
 def _resume_model(spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, dict[str, Any]]:
