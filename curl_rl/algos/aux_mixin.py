@@ -237,6 +237,13 @@ class AuxAlgorithmMixin:
             self.aux_head, self.aux_optimizer = None, None
             apply_performance(self, getattr(self, "performance", None))
             return
+        if not any(p.requires_grad for p in encoder.parameters()):
+            # SB3's FlattenExtractor (MlpPolicy on images): the auxiliary loss would train only its own head
+            raise ValueError(
+                f"aux '{self.aux_config.name}' trains the features extractor, but {type(encoder).__name__} has no "
+                "trainable parameters (MlpPolicy flattens the pixels); use CnnPolicy, or pass "
+                "policy_kwargs=dict(features_extractor_class=...) with a learned encoder"
+            )
         policy = self.policy
         # without a user seed, draw from numpy's global RNG, which SB3 seeds when it is given one
         seed = self.seed if self.seed is not None else int(np.random.randint(0, 2**31 - 1))  # noqa: NPY002

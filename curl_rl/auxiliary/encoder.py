@@ -70,6 +70,15 @@ class CurlEncoder(BaseFeaturesExtractor):
                 nn.ReLU(),
             ]
         self.convs = nn.Sequential(*layers, nn.Flatten())
+        side = min(observation_space.shape[1:])
+        for stride in stride_list:
+            side = (side - kernel_size) // stride + 1
+        if side < 1:
+            raise ValueError(
+                f"CurlEncoder: images of {observation_space.shape[1]}x{observation_space.shape[2]} are too small for "
+                f"{num_layers} conv layers of kernel {kernel_size} (strides {stride_list}); render larger images "
+                "(env image_size) or use fewer layers (features_extractor_kwargs num_layers)"
+            )
         with torch.no_grad():
             sample = torch.as_tensor(observation_space.sample()[None]).float()
             n_flat = self.convs(sample).shape[1]

@@ -129,7 +129,11 @@ def check_runs_buildable(config: ExperimentConfig, arms: list[str], device: str 
         except UsageError:
             raise
         except Exception as exc:
-            raise UsageError(f"{config.algo} with arm {arm!r} ({aux.name}) cannot be built: {exc}") from exc
+            hint = ""
+            if "Kernel size can't be greater than actual input size" in str(exc):
+                # SB3's NatureCNN does not check its input size; say which setting fixes it
+                hint = f"; the images {facts['observation_shape']} are too small for the encoder: raise env.image_size"
+            raise UsageError(f"{config.algo} with arm {arm!r} ({aux.name}) cannot be built: {exc}{hint}") from exc
         finally:
             vec.close()
     return facts

@@ -206,7 +206,7 @@ def _cli_record(args: argparse.Namespace, config: Any) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``curl-rl train``."""
-    from curl_rl.experiment.compare import experiment_dir_for, prepare_experiment_dir
+    from curl_rl.experiment.compare import ensure_out_folder, experiment_dir_for, prepare_experiment_dir
     from curl_rl.experiment.config import parse_arms
     from curl_rl.experiment.run import RunSpec, check_runs_buildable, read_status, run_single
 
@@ -217,8 +217,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         arms = parse_arms(args.aux)
         if len(arms) != 1:
             raise UsageError("train takes one --aux arm; use `curl-rl compare --arms ...` for several")
-        check_runs_buildable(config, arms, args.device)
         experiment_dir = experiment_dir_for(args.out, args.name, config)
+        ensure_out_folder(args.out)
+        check_runs_buildable(config, arms, args.device)
         run_dir = experiment_dir / arms[0] / f"seed{args.seed}"
         if run_dir.exists() and any(run_dir.iterdir()):
             status = (read_status(run_dir) or {}).get("status", "unknown")
@@ -284,10 +285,20 @@ def _resume_spec(args: argparse.Namespace) -> Any:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise UsageError(f"--resume {run_dir}: no config.yaml there; give a run folder runs/<experiment>/<arm>/seed<N>")
-    saved = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    cli, run = saved.get("cli") or {}, saved.get("run") or {}
-    if not cli or "arm" not in run:
-        raise UsageError(f"{config_path} lacks the cli/run sections needed to resume")
+    try:
+        saved = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"{config_path} is not readable YAML ({type(exc).__name__}), so the run cannot be rebuilt from it; "
+            "restore the file (every run writes it at its start) or start a new run"
+        ) from None
+    cli = saved.get("cli") if isinstance(saved, dict) else None
+    run = saved.get("run") if isinstance(saved, dict) else None
+    if not isinstance(cli, dict) or not isinstance(run, dict) or "arm" not in run or "seed" not in run:
+        raise UsageError(f"{config_path} lacks the cli/run sections needed to resume (written by curl-rl train)")
+    missing = [key for key in ("env", "algo", "steps") if key not in cli]
+    if missing:
+        raise UsageError(f"{config_path}: its cli section lacks {', '.join(missing)}; it cannot be resumed")
     if latest_checkpoint(run_dir) is None:
         raise UsageError(f"{run_dir} has no complete checkpoint to resume from")
     steps = args.steps or int(cli["steps"])
@@ -321,7 +332,14 @@ def _resume_spec(args: argparse.Namespace) -> Any:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``curl-rl compare``."""
-    from curl_rl.experiment.compare import available_cpus, compare, default_jobs, experiment_dir_for, plan_runs
+    from curl_rl.experiment.compare import (
+        available_cpus,
+        compare,
+        default_jobs,
+        ensure_out_folder,
+        experiment_dir_for,
+        plan_runs,
+    )
     from curl_rl.experiment.config import parse_arms
     from curl_rl.experiment.run import RunSpec, check_runs_buildable
 
@@ -333,8 +351,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if baseline not in arms:
         raise UsageError(f"--baseline {baseline!r} is not one of the arms {', '.join(arms)}")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    facts = check_runs_buildable(config, arms, args.device)
     experiment_dir = experiment_dir_for(args.out, args.name, config)
+    ensure_out_folder(args.out)
+    facts = check_runs_buildable(config, arms, args.device)
     n_runs = len(arms) * len(seeds)
     jobs = min(args.jobs, n_runs) if args.jobs else default_jobs(n_runs, config, facts["obs_bytes"])
     threads = args.threads or (1 if args.backend == "ray" else max(1, available_cpus() // jobs))

@@ -38,6 +38,7 @@ __all__ = [
     "ExperimentPlan",
     "compare",
     "default_jobs",
+    "ensure_out_folder",
     "estimate_run_memory",
     "experiment_dir_for",
     "plan_runs",
@@ -65,6 +66,28 @@ def experiment_dir_for(out: str | Path, name: str | None, config: ExperimentConf
     if "/" in chosen or chosen in (".", "..") or not chosen.strip():
         raise UsageError(f"--name {chosen!r} must be a plain folder name")
     return Path(out) / chosen
+
+
+def ensure_out_folder(out: str | Path) -> Path:
+    """Create ``--out`` if needed and check that runs can be written there, before anything trains.
+
+    :param out: the parent folder of experiments (``runs``).
+    :return: the folder.
+    :raises UsageError: when it is a file, sits under a file, or cannot be created or written.
+    """
+    folder = Path(out)
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            raise UsageError(f"--out {out}: {part} is a file, not a folder; pass --out a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--out {out}: cannot create it ({exc.strerror or exc}); pass --out a writable folder"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: not writable by this user; pass --out a writable folder")
+    return folder
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:

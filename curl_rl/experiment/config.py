@@ -528,6 +528,12 @@ _ALGO_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "exploration_fraction": (0.0, 1.0, True, True),
     "exploration_initial_eps": (0.0, 1.0, True, True),
     "exploration_final_eps": (0.0, 1.0, True, True),
+    "target_update_interval": (1.0, math.inf, True, False),
+    "policy_delay": (1.0, math.inf, True, False),
+    "actor_update_freq": (1.0, math.inf, True, False),
+    "critic_target_update_freq": (1.0, math.inf, True, False),
+    "target_policy_noise": (0.0, math.inf, True, False),
+    "target_noise_clip": (0.0, math.inf, True, False),
 }
 
 
