@@ -199,3 +199,52 @@ def test_resume_continues_exactly_the_folder_given_even_a_copy(
     assert after == before  # the original was not touched
     assert json.loads((copy / "status.json").read_text())["status"] == "done"
     assert not (tmp_path / "elsewhere" / "curl").exists()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_no_tag_is_logged_twice_at_one_step(tmp_path: Path, algo: str) -> None:
+    # PPO: SB3 dumps after the last rollout, then the final evaluation dumps again at the same step;
+    # DQN: an episode ends on the last step (episode_len 16 divides 96), so SB3's dump meets it too
+    config = resolve_experiment(
+        env="dots", algo=algo, steps=96, sets=[*PROBE, "algo.learning_starts=16"] if algo == "dqn" else PROBE
+    )
+    spec = experiment.RunSpec(
+        experiment_dir=str(tmp_path / "runs" / f"dots-{algo}"),
+        arm="curl",
+        seed=0,
+        config=config,
+        threads=1,
+        tensorboard=TensorBoardSettings(images_every=0),
+    )
+    experiment.run_single(spec)
+    acc = _events(spec.run_dir)
+    for tag in acc.Tags()["scalars"]:
+        steps = [event.step for event in acc.Scalars(tag)]
+        assert len(steps) == len(set(steps)), f"{tag} logged twice at one step: {steps}"
+    rows = (spec.run_dir / "aux_metrics.csv").read_text().splitlines()[1:]
+    steps = [int(row.split(",")[0]) for row in rows]
+    assert steps == sorted(set(steps)), steps
+    final = rows[-1].split(",")
+    assert steps[-1] == 96 and final[-1] != "", "the final row keeps the final probe R²"
+
+
+def test_ctrl_c_during_an_evaluation_loses_no_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from curl_rl.experiment.callbacks import EvaluationCallback
+
+    evaluate = EvaluationCallback.evaluate
+
+    def interrupted_at_64(self: EvaluationCallback) -> float:
+        if self.num_timesteps == 64:
+            raise KeyboardInterrupt  # Ctrl-C while the evaluation at step 64 runs
+        return evaluate(self)
+
+    monkeypatch.setattr(EvaluationCallback, "evaluate", interrupted_at_64)
+    argv = [*TRAIN_128, *(f"--set={item}" for item in PROBE)]
+    assert main(argv) == 130
+    monkeypatch.setattr(EvaluationCallback, "evaluate", evaluate)
+    run_dir = Path("runs") / "dots-ppo" / "curl" / "seed0"
+    assert main(["train", "--resume", str(run_dir), "--threads", "1"]) == 0
+    steps = [int(ln.split(",")[0]) for ln in (run_dir / "evaluations.csv").read_text().splitlines()[1:]]
+    assert steps == [0, 32, 64, 96, 128]

@@ -271,3 +271,16 @@ def test_fewer_than_three_seeds_are_flagged(tmp_path: Path) -> None:
         _make_run(root, "none", seed, returns=[0, 1, 2, 3])
         _make_run(root, "curl", seed, returns=[0, 2, 4, 6])
     assert not [n for n in write_summary(root, n_boot=20, seed=0)["notes"] if "fewer than" in n]
+
+
+def test_a_gap_in_an_evaluation_curve_is_noted(tmp_path: Path) -> None:
+    root = tmp_path / "gaps"
+    _make_run(root, "none", 0, evaluations_text=EVAL_HEADER + "".join(f"{t},1,0,5\n" for t in (0, 1024, 2048, 3072)))
+    # the row at 2048 was lost; a short last spacing (the final evaluation off the schedule) is not a gap
+    _make_run(root, "curl", 0, evaluations_text=EVAL_HEADER + "".join(f"{t},1,0,5\n" for t in (0, 1024, 3072, 3500)))
+    _make_run(root, "curl", 1, evaluations_text=EVAL_HEADER + "".join(f"{t},1,0,5\n" for t in (0, 1024, 2048, 2500)))
+    notes = [n for n in summarize(root, n_boot=20)["notes"] if "gap" in n]
+    assert notes == [
+        "curl/seed0: its evaluation curve has a gap (1024 \N{RIGHTWARDS ARROW} 3072, evaluations every ~1024 steps "
+        "elsewhere); its AUC interpolates across it"
+    ]

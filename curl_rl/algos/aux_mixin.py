@@ -23,6 +23,7 @@ from torch import nn
 
 from curl_rl.algos.frames import stacked_frame_channels
 from curl_rl.algos.performance import PerformanceConfig, apply_performance, resolve_performance_config
+from curl_rl.algos.step_logger import OncePerStepLogger
 from curl_rl.auxiliary.augmentations import FRAME_AWARE_AUGMENTATIONS
 from curl_rl.auxiliary.config import ROUTINGS, AuxConfig, resolve_aux_config
 from curl_rl.auxiliary.encoder import CenterCropExtractor
@@ -258,6 +259,14 @@ class AuxAlgorithmMixin:
         self.aux_optimizer = torch.optim.Adam(params, lr=self.aux_config.lr) if params else None
         # last: the head's key encoder exists and no optimizer has state yet
         apply_performance(self, getattr(self, "performance", None))
+
+    def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+        """SB3's ``_setup_learn``; the logger it configures writes each tag at most once per step."""
+        out = super()._setup_learn(*args, **kwargs)  # type: ignore[misc]
+        if not getattr(self, "_custom_logger", False):
+            # setattr keeps mypy from giving the mixin its own _logger next to BaseAlgorithm's
+            setattr(self, "_logger", OncePerStepLogger.replacing(getattr(self, "_logger")))  # noqa: B009, B010
+        return out
 
     def learn(self, *args: Any, **kwargs: Any) -> Any:
         """SB3's ``learn``; reports NaN weights left by a non-finite auxiliary loss as that loss's error.

@@ -16,7 +16,6 @@ changes what the agent trains on.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import time
@@ -106,7 +105,9 @@ class AuxMetricsWriter(KVWriter):
 
     The header is fixed when the file is created (``timesteps`` then ``tags``); a dump holding
     none of the tags writes no row, and tags outside the header are ignored (the CSV stays
-    rectangular for :func:`curl_rl.results.summary.read_numeric_csv`).
+    rectangular for :func:`curl_rl.results.run_folders.read_numeric_csv`). Two dumps at one step
+    (SB3's after the last rollout, then the final evaluation's probe) make one row: the later dump
+    fills the cells the earlier one left empty.
 
     :param path: the CSV file; an existing file with the same header is appended to.
     :param tags: the columns after ``timesteps``.
@@ -121,19 +122,30 @@ class AuxMetricsWriter(KVWriter):
                 existing = fh.readline().strip().split(",")
             if existing != header:
                 raise ValueError(f"{self.path} has columns {existing}, expected {header}; cannot append")
-            self._file = self.path.open("a", encoding="utf-8", newline="")
+            self._file = self.path.open("ab")
         else:
-            self._file = self.path.open("w", encoding="utf-8", newline="")
-            self._file.write(",".join(header) + "\n")
+            self._file = self.path.open("wb")
+            self._file.write((",".join(header) + "\n").encode())
             self._file.flush()
-        self._csv = csv.writer(self._file, lineterminator="\n")
+        self._last_step: int | None = None
+        self._last_cells: list[str] = []
+        self._last_offset = 0
 
     def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
-        row = [key_values.get(tag) for tag in self.tags]
-        if all(v is None for v in row):
+        values = [key_values.get(tag) for tag in self.tags]
+        if all(v is None for v in values):
             return
-        self._csv.writerow([step, *("" if v is None else _number(v) for v in row)])
+        cells = ["" if v is None else _number(v) for v in values]
+        if step == self._last_step:
+            # one row per step: rewrite the last row with the new cells filled in
+            cells = [old or new for old, new in zip(self._last_cells, cells, strict=True)]
+            self._file.truncate(self._last_offset)
+            self._file.seek(self._last_offset)
+        else:
+            self._last_offset = self._file.tell()
+        self._file.write((",".join([str(step), *cells]) + "\n").encode())
         self._file.flush()
+        self._last_step, self._last_cells = step, cells
 
     def close(self) -> None:
         if not self._file.closed:
@@ -207,6 +219,10 @@ class EvaluationCallback(BaseCallback):
             self.logger.output_formats.append(self.aux_writer)
         if self.last_eval_step < 0:
             self.evaluate()  # step 0: the untrained policy (a resumed run has its rows already)
+        elif self.last_eval_step < (self.num_timesteps // self.eval_freq) * self.eval_freq:
+            # a resumed run whose last scheduled evaluation was cut off (Ctrl-C while it ran): the
+            # checkpoint holds the weights it would have scored, so score them now
+            self.evaluate()
         self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
 
     def _on_step(self) -> bool:

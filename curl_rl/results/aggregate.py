@@ -184,6 +184,28 @@ def _arm_summary(
     return out
 
 
+def curve_gap(timesteps: FloatArray) -> tuple[float, float, float] | None:
+    """The widest gap of an evaluation curve, if it is missing at least one scheduled evaluation.
+
+    The schedule is read from the curve itself: the most common spacing between its evaluations.
+    The last spacing may be shorter (the final evaluation falls at the end of training, not on the
+    schedule), so only spacings longer than 1.5 scheduled steps count as gaps.
+
+    :param timesteps: the run's evaluation steps.
+    :return: ``(from, to, usual spacing)`` of the widest gap, or None.
+    """
+    steps = np.unique(np.asarray(timesteps, dtype=np.float64))
+    if steps.size < 3:
+        return None
+    diffs = np.diff(steps)
+    values, counts = np.unique(diffs[:-1], return_counts=True)  # the last spacing may be off-schedule
+    usual = float(values[np.argmax(counts)])
+    widest = int(np.argmax(diffs))
+    if usual <= 0 or diffs[widest] <= 1.5 * usual:
+        return None
+    return float(steps[widest]), float(steps[widest + 1]), usual
+
+
 def summarize_runs(
     runs: Sequence[RunRecord],
     experiment_dir: Path,
@@ -246,6 +268,12 @@ def summarize_runs(
         notes.append(f"runs use different algorithms: {algo}")
     for r in runs:
         notes.extend(f"{r.name}: {p}" for p in r.problems)
+        gap = curve_gap(r.eval_timesteps) if r.usable else None
+        if gap is not None:
+            notes.append(
+                f"{r.name}: its evaluation curve has a gap ({gap[0]:g} \N{RIGHTWARDS ARROW} {gap[1]:g}, evaluations "
+                f"every ~{gap[2]:g} steps elsewhere); its AUC interpolates across it"
+            )
 
     return {
         "schema_version": SCHEMA_VERSION,
