@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from tiny_envs import DotEnv
 
 from curl_rl import CurlEncoder, CurlPPO, CurlSAC
@@ -351,3 +352,23 @@ def test_drop_csv_rows_after_step(tmp_path: Path) -> None:
     assert drop_csv_rows_after_step(tmp_path / "missing.csv", 0) == 0
     with pytest.raises(ValueError, match="column="):
         drop_csv_rows_after_step(path, 0, column="step")
+
+
+def test_checkpoints_by_wall_time_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import curl_rl.experiment.checkpoint as checkpoint_module
+
+    clock = [0.0]
+    monkeypatch.setattr(checkpoint_module.time, "monotonic", lambda: clock[0])
+
+    class Tick(BaseCallback):
+        def _on_step(self) -> bool:
+            clock[0] += 1.0  # one second per env step
+            return True
+
+    model = ppo()  # rollouts of 32 steps
+    callback = CheckpointCallback(tmp_path, 0, save_every_s=40.0)
+    model.learn(160, callback=CallbackList([Tick(), callback]))
+    # boundaries at 32, 64, ... s; saved at the first one 40 s after the last save, and at the end
+    assert [read_meta(p)["num_timesteps"] for p in list_checkpoints(tmp_path)] == [64, 128, 160]
+    with pytest.raises(ValueError, match="save_every_s"):
+        CheckpointCallback(tmp_path, 0)

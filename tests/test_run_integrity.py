@@ -108,3 +108,26 @@ def test_a_failed_resume_leaves_the_status_of_a_finished_run_alone(capsys: pytes
     assert main(["train", "--resume", str(run_dir), "--steps", "160", "--threads", "1", "--no-progress"]) == 2
     assert "no checkpoint loads" in capsys.readouterr().err
     assert (run_dir / "status.json").read_bytes() == before  # still done, its steps intact
+
+
+@pytest.mark.usefixtures("_cli_envs")
+def test_a_run_killed_before_its_first_checkpoint_can_be_restarted(capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from curl_rl.experiment.cli import main
+
+    run_dir = Path("runs") / "dots-ppo" / "curl" / "seed0"
+    argv = ["train", "--env", "dots", "--aux", "curl", "--steps", "64", "--threads", "1", "--no-progress"]
+    argv += ["--tb-images-every", "0", "--set", "probe.enabled=false"]
+    assert main(argv) == 0
+    # as if it had been killed before its first checkpoint
+    shutil.rmtree(run_dir / "checkpoints")
+    (run_dir / "status.json").write_text(json.dumps({"status": "running", "env_steps": 0}))
+    assert main(argv) == 2
+    assert "no checkpoint to continue from; start it again with --restart" in capsys.readouterr().err
+    assert main([*argv, "--restart", "--resume", str(run_dir)]) == 2
+    assert main([*argv, "--restart"]) == 0
+    assert "the old run (status running) is kept in" in capsys.readouterr().err
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "done"
+    (kept,) = (run_dir.parent / ".attempts").iterdir()
+    assert json.loads((kept / "status.json").read_text())["status"] == "running"

@@ -29,6 +29,7 @@ import csv
 import datetime
 import importlib
 import json
+import math
 import os
 import re
 import shutil
@@ -642,11 +643,16 @@ class CheckpointCallback(BaseCallback):
     resume from an older checkpoint), those newer checkpoints belong to another timeline: they are
     moved to ``checkpoints/superseded-<time>/`` with a warning, never deleted.
 
+    A wall-time period can be given as well (``save_every_s``): a slow run (a 1M-step CurlSAC on a
+    CPU) then loses at most that much work to a kill, however far away the next step multiple is.
+
     :param run_dir: the run folder; checkpoints go to ``run_dir/checkpoints``.
-    :param save_freq_steps: environment steps (over all envs) between checkpoints.
+    :param save_freq_steps: environment steps (over all envs) between checkpoints (0: by time only).
     :param keep_last: how many periodic checkpoints to keep.
     :param save_replay_buffer: store the replay buffer too (off-policy; large).
     :param verbose: 1 prints a line per checkpoint.
+    :param save_every_s: also checkpoint at the first boundary after this many seconds since the
+        last checkpoint (None or 0: by steps only).
     """
 
     def __init__(
@@ -656,16 +662,21 @@ class CheckpointCallback(BaseCallback):
         keep_last: int = 3,
         save_replay_buffer: bool = False,
         verbose: int = 0,
+        save_every_s: float | None = None,
     ) -> None:
         super().__init__(verbose)
-        if save_freq_steps < 1:
-            raise ValueError(f"save_freq_steps={save_freq_steps} must be >= 1")
+        if save_freq_steps < 0 or (save_freq_steps == 0 and not save_every_s):
+            raise ValueError(f"save_freq_steps={save_freq_steps} must be >= 1 (or 0 with save_every_s)")
+        if save_every_s is not None and not (save_every_s >= 0 and math.isfinite(save_every_s)):
+            raise ValueError(f"save_every_s={save_every_s} must be a finite number >= 0")
         if keep_last < 1:
             raise ValueError(f"keep_last={keep_last} must be >= 1")
         self.run_dir = Path(run_dir)
         self.save_freq_steps = int(save_freq_steps)
         self.keep_last = int(keep_last)
         self.save_replay_buffer = save_replay_buffer
+        self.save_every_s = float(save_every_s or 0.0)
+        self._last_saved_time = time.monotonic()
         self.last_saved_step = -1
         self.last_checkpoint: Path | None = None
         self.skipped_nonfinite = 0
@@ -673,6 +684,7 @@ class CheckpointCallback(BaseCallback):
     def _on_training_start(self) -> None:
         step = int(self.model.num_timesteps)
         self.last_saved_step = step
+        self._last_saved_time = time.monotonic()
         folder = checkpoints_dir(self.run_dir)
         newer = [p for p in list_checkpoints(folder) if _step_of(p) > step]
         if newer:
@@ -688,7 +700,9 @@ class CheckpointCallback(BaseCallback):
             )
 
     def _on_rollout_start(self) -> None:
-        if self.model.num_timesteps - self.last_saved_step >= self.save_freq_steps:
+        by_steps = self.save_freq_steps > 0 and self.model.num_timesteps - self.last_saved_step >= self.save_freq_steps
+        by_time = self.save_every_s > 0 and time.monotonic() - self._last_saved_time >= self.save_every_s
+        if (by_steps or by_time) and self.model.num_timesteps > self.last_saved_step:
             self._save()
 
     def _on_step(self) -> bool:
@@ -718,6 +732,7 @@ class CheckpointCallback(BaseCallback):
             warnings.warn(str(err), RuntimeWarning, stacklevel=2)
             return
         self.last_saved_step = step
+        self._last_saved_time = time.monotonic()
         self.last_checkpoint = path
         if self.verbose >= 1:
             print(f"checkpoint: {path}")

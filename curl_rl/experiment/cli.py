@@ -53,6 +53,16 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not (value >= 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
+    return value
+
+
 def _steps(text: str) -> int:
     # 2e4 and 20_000 are handy for step counts
     try:
@@ -107,6 +117,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tb-embeddings", action="store_true", help="write an embedding-projector snapshot at the end")
     p.add_argument("--tb-video", action="store_true", help="write a short video of an evaluation episode at the end")
     p.add_argument("--checkpoint-freq", type=_non_negative, metavar="STEPS", help="env steps between checkpoints")
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=_minutes,
+        default=30.0,
+        metavar="M",
+        help="also checkpoint after M minutes of training, so a kill loses at most that (0: never; default 30)",
+    )
     p.add_argument("--threads", type=_positive, help="torch threads per run")
     p.add_argument("-v", "--verbose", action="count", default=0, help="print SB3's training tables")
 
@@ -124,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--aux", default="curl", help=f"auxiliary arm, one of {', '.join(AUX_PRESETS)} (default curl)")
     train.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+    train.add_argument(
+        "--restart",
+        action="store_true",
+        help="start the run again although its folder exists (the old folder is kept under <arm>/.attempts/)",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     comp = sub.add_parser(
@@ -208,9 +230,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``curl-rl train``."""
     from curl_rl.experiment.compare import ensure_out_folder, experiment_dir_for, prepare_experiment_dir
     from curl_rl.experiment.config import parse_arms
-    from curl_rl.experiment.run import RunSpec, check_runs_buildable, read_status, run_single
+    from curl_rl.experiment.run import RunSpec, check_runs_buildable, run_single
 
     if args.resume:
+        if args.restart:
+            raise UsageError("--resume continues a run and --restart starts it again; give one of them")
         spec = _resume_spec(args)
     else:
         config = _resolve(args)
@@ -222,11 +246,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_runs_buildable(config, arms, args.device)
         run_dir = experiment_dir / arms[0] / f"seed{args.seed}"
         if run_dir.exists() and any(run_dir.iterdir()):
-            status = (read_status(run_dir) or {}).get("status", "unknown")
-            raise UsageError(
-                f"{run_dir} already holds a run (status {status}); nothing was overwritten. Continue it with "
-                f"`curl-rl train --resume {run_dir}`, or pass --name NEW_NAME / another --seed"
-            )
+            _restart_or_refuse(run_dir, args.restart)
         prepare_experiment_dir(experiment_dir, config, sys.argv)
         spec = RunSpec(
             experiment_dir=str(experiment_dir),
@@ -236,6 +256,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             device=args.device,
             tensorboard=_tensorboard(args),
             checkpoint_freq=_default_checkpoint_freq(args, config),
+            checkpoint_minutes=args.checkpoint_minutes,
             threads=args.threads,
             progress=not args.no_progress,
             verbose=args.verbose,
@@ -269,6 +290,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+def _restart_or_refuse(run_dir: Path, restart: bool) -> None:
+    """An existing run folder: set it aside for ``--restart``, else refuse naming what would continue it."""
+    from curl_rl.experiment.checkpoint import latest_checkpoint
+    from curl_rl.experiment.compare import set_aside
+    from curl_rl.experiment.run import read_status
+
+    status = (read_status(run_dir) or {}).get("status", "unknown")
+    if not restart:
+        if latest_checkpoint(run_dir) is not None:
+            how = f"Continue it with `curl-rl train --resume {run_dir}`, start it again with --restart"
+        else:
+            how = "It has no checkpoint to continue from; start it again with --restart"
+        raise UsageError(
+            f"{run_dir} already holds a run (status {status}); nothing was overwritten. {how} "
+            "(the old folder is kept), or pass --name NEW_NAME / another --seed"
+        )
+    try:
+        # a run still being written must not be moved away under its writer
+        with FolderLock(run_dir, what="run"):
+            pass
+    except FolderLocked as exc:
+        raise UsageError(str(exc)) from None
+    kept = set_aside(run_dir)
+    print(f"restarting: the old run (status {status}) is kept in {kept}", file=sys.stderr)
 
 
 def _default_checkpoint_freq(args: argparse.Namespace, config: Any) -> int:
@@ -321,6 +368,7 @@ def _resume_spec(args: argparse.Namespace) -> Any:
         device=args.device,
         tensorboard=TensorBoardSettings(**(saved.get("tensorboard") or {})),
         checkpoint_freq=_default_checkpoint_freq(args, config),
+        checkpoint_minutes=args.checkpoint_minutes,
         threads=args.threads,
         progress=not args.no_progress,
         verbose=args.verbose,
@@ -365,6 +413,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         device=args.device,
         tensorboard=_tensorboard(args),
         checkpoint_freq=args.checkpoint_freq or 0,
+        checkpoint_minutes=args.checkpoint_minutes,
         threads=threads,
         progress=False,
         verbose=args.verbose,

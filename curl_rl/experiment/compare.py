@@ -45,6 +45,7 @@ __all__ = [
     "prepare_experiment_dir",
     "run_local",
     "run_ray",
+    "set_aside",
 ]
 
 EXPERIMENT_FILE = "experiment.yaml"
@@ -206,7 +207,7 @@ def plan_runs(
                 plan.to_run.append(dataclasses.replace(spec, resume=True))
                 continue
             if spec.run_dir.exists() and any(spec.run_dir.iterdir()):
-                _set_aside(spec.run_dir)
+                set_aside(spec.run_dir)
                 plan.redone.append(spec.name)
             plan.to_run.append(spec)
     return plan
@@ -216,7 +217,7 @@ def _resumable(run_dir: Path) -> bool:
     return (run_dir / "config.yaml").is_file() and latest_checkpoint(run_dir) is not None
 
 
-def _set_aside(run_dir: Path) -> Path:
+def set_aside(run_dir: Path) -> Path:
     """Move an unfinished earlier attempt to ``<arm>/.attempts/`` (kept, never deleted)."""
     attempts = run_dir.parent / ".attempts"
     attempts.mkdir(exist_ok=True)

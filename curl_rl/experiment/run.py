@@ -89,7 +89,8 @@ class RunSpec:
     :param config: the experiment's resolved config.
     :param device: ``auto``, ``cpu``, ``cuda`` ...
     :param tensorboard: optional TensorBoard content.
-    :param checkpoint_freq: env steps between checkpoints (0: none, but Ctrl-C still saves one).
+    :param checkpoint_freq: env steps between checkpoints (0: none by steps; Ctrl-C still saves one).
+    :param checkpoint_minutes: also checkpoint after this many minutes of wall time (0: never by time).
     :param threads: ``torch.set_num_threads`` for this run (None leaves torch's default).
     :param progress: show a progress bar (only when stderr is a terminal).
     :param verbose: SB3 verbosity (1 prints SB3's tables).
@@ -106,6 +107,7 @@ class RunSpec:
     device: str = "auto"
     tensorboard: TensorBoardSettings = field(default_factory=TensorBoardSettings)
     checkpoint_freq: int = 0
+    checkpoint_minutes: float = 0.0
     threads: int | None = None
     progress: bool = False
     verbose: int = 0
@@ -171,6 +173,7 @@ def _write_config(spec: RunSpec, model: BaseAlgorithm, probe_frames: int | None)
             "resolved_device": str(model.device),
             "threads": torch.get_num_threads(),
             "checkpoint_freq": spec.checkpoint_freq,
+            "checkpoint_minutes": spec.checkpoint_minutes,
             "host": socket.gethostname(),
             "started": now(),
             "probe_frames": probe_frames,
@@ -390,8 +393,12 @@ class Run:
             callbacks.append(EmbeddingProjectorCallback(probe_data))
         if tb.video:
             callbacks.append(EvalVideoCallback(_make_render_env(spec), max_frames=tb.video_frames))
-        if spec.checkpoint_freq > 0:
-            callbacks.append(_checkpoint.CheckpointCallback(run_dir, spec.checkpoint_freq))
+        if spec.checkpoint_freq > 0 or spec.checkpoint_minutes > 0:
+            callbacks.append(
+                _checkpoint.CheckpointCallback(
+                    run_dir, spec.checkpoint_freq, save_every_s=60.0 * spec.checkpoint_minutes or None
+                )
+            )
         progress = ProgressBarCallback(cfg.steps, enabled=spec.progress and sys.stderr.isatty())
         callbacks.append(progress)
         self._closers.append(progress.close)
