@@ -248,3 +248,7 @@ def test_ctrl_c_during_an_evaluation_loses_no_row(
     assert main(["train", "--resume", str(run_dir), "--threads", "1"]) == 0
     steps = [int(ln.split(",")[0]) for ln in (run_dir / "evaluations.csv").read_text().splitlines()[1:]]
     assert steps == [0, 32, 64, 96, 128]
+    acc = _events(run_dir)  # the resumed run's logger also writes each tag once per step
+    for tag in acc.Tags()["scalars"]:
+        tag_steps = [event.step for event in acc.Scalars(tag)]
+        assert len(tag_steps) == len(set(tag_steps)), f"{tag}: {tag_steps}"

@@ -49,6 +49,7 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, con
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.save_util import recursive_getattr
 
+from curl_rl.algos.step_logger import OncePerStepLogger
 from curl_rl.experiment.determinism import capture_rng_state, restore_rng_state, versions
 
 __all__ = [
@@ -615,7 +616,7 @@ def resume_learn_kwargs(
     purge_tensorboard_events(folder, step)
     if format_strings is None:
         format_strings = ["stdout", "tensorboard"] if model.verbose >= 1 else ["tensorboard"]
-    logger = configure(str(folder), list(format_strings))
+    logger = OncePerStepLogger.replacing(configure(str(folder), list(format_strings)))
     for key, item in meta.get("pending_log", {}).items():
         exclude = tuple(item["exclude"]) if item.get("exclude") is not None else None
         logger.record(key, item["value"], exclude)
