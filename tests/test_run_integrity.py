@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from curl_rl.experiment.lock import LOCK_NAME, FolderLock, FolderLocked
 
@@ -131,3 +132,23 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_restarted(capsys: pytes
     assert json.loads((run_dir / "status.json").read_text())["status"] == "done"
     (kept,) = (run_dir.parent / ".attempts").iterdir()
     assert json.loads((kept / "status.json").read_text())["status"] == "running"
+
+
+@pytest.mark.usefixtures("_cli_envs")
+def test_resume_takes_the_safe_overrides_and_refuses_the_rest(capsys: pytest.CaptureFixture[str]) -> None:
+    from curl_rl import CurlPPO
+    from curl_rl.experiment.cli import main
+
+    run_dir = _finished_run_with_checkpoints()
+    resume = ["train", "--resume", str(run_dir), "--steps", "160", "--threads", "1", "--no-progress"]
+    assert main([*resume, "--set", "algo.gamma=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--set algo.gamma cannot change on --resume" in err and "aux.weight" in err
+    changes = ["--set", "aux.weight=0.5", "--set", "aux.lr=3e-5", "--set", "algo.learning_rate=1e-4"]
+    assert main([*resume, *changes]) == 0
+    model = CurlPPO.load(run_dir / "model.zip", device="cpu")
+    assert model.aux_config.weight == 0.5 and model.aux_config.lr == 3e-5
+    assert model.learning_rate == 1e-4 and model.lr_schedule(1.0) == 1e-4
+    assert all(group["lr"] == 3e-5 for group in model.aux_optimizer.param_groups)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["aux"]["weight"] == 0.5 and "aux.weight=0.5" in saved["cli"]["set"]

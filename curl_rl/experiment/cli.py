@@ -354,12 +354,18 @@ def _resume_spec(args: argparse.Namespace) -> Any:
         raise UsageError(
             f"{run_dir} already finished {status.get('env_steps')} steps; pass a larger --steps to extend it"
         )
-    from curl_rl.experiment.config import resolve_experiment
+    from curl_rl.experiment.config import parse_set, resolve_experiment
+    from curl_rl.experiment.resume_overrides import check_resume_overrides
 
-    config = resolve_experiment(
-        env=cli["env"], algo=cli["algo"], steps=steps, sets=cli.get("set") or [], routing=cli.get("routing")
-    )
-    record = {**cli, "steps": steps}
+    changes = parse_set(args.sets)
+    check_resume_overrides(changes, str(run["arm"]))
+    sets = [*(cli.get("set") or []), *args.sets]  # later settings win, as with --set on a new run
+    config = resolve_experiment(env=cli["env"], algo=cli["algo"], steps=steps, sets=sets, routing=cli.get("routing"))
+    overrides = [
+        (key, config.hyperparams[key[5:]] if key.startswith("algo.") else config.aux_overrides[key[4:]])
+        for key, _ in changes
+    ]
+    record = {**cli, "steps": steps, "set": sets}
     return RunSpec(
         experiment_dir=str(run_dir.parent.parent),
         arm=str(run["arm"]),
@@ -375,6 +381,7 @@ def _resume_spec(args: argparse.Namespace) -> Any:
         resume=True,
         cli=record,
         folder=str(run_dir),  # exactly the folder given, never one rebuilt from its config
+        resume_overrides=overrides,
     )
 
 

@@ -56,6 +56,7 @@ from curl_rl.experiment.callbacks import (
 from curl_rl.experiment.config import ExperimentConfig, TensorBoardSettings, UsageError, plain
 from curl_rl.experiment.determinism import versions
 from curl_rl.experiment.lock import FolderLock, FolderLocked
+from curl_rl.experiment.resume_overrides import apply_resume_overrides
 from curl_rl.experiment.status import STATUSES, now, read_status, write_status
 from curl_rl.results.probe import ProbeData, RepresentationProbe, collect_probe_frames
 
@@ -98,6 +99,8 @@ class RunSpec:
     :param folder: the run folder itself, overriding ``experiment_dir/arm/seedN`` (``--resume DIR``
         continues exactly DIR, also when it was copied or renamed).
     :param cli: how the config was asked for (stored in ``config.yaml`` so ``--resume`` can rebuild it).
+    :param resume_overrides: ``(key, value)`` settings a resumed run changes in the loaded model
+        (:data:`curl_rl.experiment.resume_overrides.SAFE_ON_RESUME`).
     """
 
     experiment_dir: str
@@ -114,6 +117,7 @@ class RunSpec:
     resume: bool = False
     cli: dict[str, Any] = field(default_factory=dict)
     folder: str | None = None
+    resume_overrides: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
     def run_dir(self) -> Path:
@@ -495,6 +499,7 @@ def _resume_model(spec: RunSpec, env: VecEnv) -> tuple[BaseAlgorithm, dict[str, 
         model = _checkpoint.load_checkpoint(run_dir, env, device=spec.device)
     except _checkpoint.NoLoadableCheckpoint as exc:
         raise UsageError(str(exc)) from None
+    apply_resume_overrides(model, spec.resume_overrides)
     step = int(model.num_timesteps)
     # the resumed run writes the rows after the checkpoint again
     for name in ("evaluations.csv", "aux_metrics.csv"):
