@@ -175,3 +175,34 @@ def test_crop_protocol_acts_on_centre_crop() -> None:
     obs = DotEnv(size=40).reset(seed=0)[0]
     action, _ = model.predict(obs, deterministic=True)
     assert model.action_space.contains(action)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
+def test_loading_across_classes_and_aux_settings(algo: str, tmp_path: Any) -> None:
+    import stable_baselines3 as sb3
+
+    model = make(algo, "curl")
+    model.learn(64)
+    obs = model.env.reset()
+    # SB3's own class reads the file save_as_sb3 writes; the full save keeps the head for CurlX.load
+    model.save_as_sb3(tmp_path / "plain.zip")
+    plain = getattr(sb3, algo.upper()).load(tmp_path / "plain.zip", device="cpu")
+    np.testing.assert_array_equal(plain.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    model.save(tmp_path / "full.zip")
+    with pytest.raises((ValueError, KeyError)):  # SB3's own refusal (SAC's ends in a KeyError)
+        getattr(sb3, algo.upper()).load(tmp_path / "full.zip", device="cpu")
+    # CurlX.load does not silently ignore aux=
+    with pytest.raises(ValueError, match="cannot change aux"):
+        type(model).load(tmp_path / "full.zip", aux="none")
+    # a model without aux takes the policy and drops the head, with a warning
+    # (same routing: with aux, SAC's "auto" routing is CURL's, whose actor sits on the critic's trunk)
+    bare = make(algo, "none", **({"routing": "curl"} if algo == "sac" else {}))
+    with pytest.warns(UserWarning, match="dropping aux_head"):
+        bare.set_parameters(str(tmp_path / "full.zip"))
+    np.testing.assert_array_equal(bare.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    # a model with a head refuses a file without one, unless told to keep its fresh head
+    other = make(algo, "curl", seed=1)
+    with pytest.raises(ValueError, match="exact_match=False"):
+        other.set_parameters(str(tmp_path / "plain.zip"))
+    other.set_parameters(str(tmp_path / "plain.zip"), exact_match=False)
+    np.testing.assert_array_equal(other.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])

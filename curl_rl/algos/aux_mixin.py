@@ -10,6 +10,8 @@ hooks of :mod:`curl_rl.algos.on_policy` for ``rl_augment``.
 from __future__ import annotations
 
 import dataclasses
+import io
+import pathlib
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first, preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+from stable_baselines3.common.type_aliases import GymEnv
 from torch import nn
 
 from curl_rl.algos.frames import stacked_frame_channels
@@ -33,6 +36,7 @@ NAN_MESSAGE = (
     "the auxiliary loss became NaN/Inf; training stopped before saving corrupt weights. "
     "Lower aux lr or weight, keep grad_clip on, or set nan_policy='skip' to drop bad updates"
 )
+SelfAlgo = TypeVar("SelfAlgo")
 ObsVar = TypeVar("ObsVar", torch.Tensor, dict[str, torch.Tensor])
 FutureFn = Callable[[int], tuple[ObsT | None, ObsT, torch.Tensor, torch.Tensor]]
 
@@ -288,14 +292,104 @@ class AuxAlgorithmMixin:
     # -- save / load: the head and its optimizer travel with the model -----------------------
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()  # type: ignore[misc]
-        if self.aux_head is not None:
+        if self.aux_head is not None and not getattr(self, "_saving_for_sb3", False):
             state_dicts = [*state_dicts, "aux_head"]
             if self.aux_optimizer is not None:
                 state_dicts.append("aux_optimizer")
         return state_dicts, variables
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_aux_encoder", "_aux_stats"]  # type: ignore[misc]
+        return [*super()._excluded_save_params(), "_aux_encoder", "_aux_stats", "_saving_for_sb3"]  # type: ignore[misc]
+
+    def save_as_sb3(self, path: Any, **kwargs: Any) -> None:
+        """Save a file that SB3's own class loads (``PPO.load``): everything but the auxiliary head.
+
+        ``model.save`` keeps the head and its optimizer (``CurlPPO.load`` continues training
+        exactly); SB3's ``PPO.load`` refuses such a file ("Key aux_head is an invalid object name").
+        The policy, its optimizer and every setting are the same in both files.
+
+        :param path: where to save (as ``save``).
+        :param kwargs: passed to ``save`` (``exclude``, ``include``).
+        """
+        self._saving_for_sb3 = True
+        try:
+            self.save(path, **kwargs)  # type: ignore[attr-defined]
+        finally:
+            del self._saving_for_sb3
+
+    @classmethod
+    def load(
+        cls: type[SelfAlgo],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: torch.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfAlgo:
+        """SB3's ``load``; the auxiliary settings come from the file and cannot be changed here.
+
+        :param path: the saved model.
+        :param env: the env to continue on (as SB3).
+        :param device: torch device (as SB3).
+        :param kwargs: attributes to change after loading (as SB3), except ``aux`` and ``routing``.
+        """
+        fixed = sorted({"aux", "aux_config", "routing"} & set(kwargs))
+        if fixed:
+            raise ValueError(
+                f"{cls.__name__}.load cannot change {', '.join(fixed)}: the file holds its auxiliary head and "
+                f"settings. To train with other ones, build a new {cls.__name__}(..., aux=...) and copy the "
+                "weights in with new_model.set_parameters(path, exact_match=False)"
+            )
+        return super().load(  # type: ignore[misc]
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
+
+    def set_parameters(
+        self,
+        load_path_or_dict: str | dict[str, torch.Tensor],
+        exact_match: bool = True,
+        device: torch.device | str = "auto",
+    ) -> None:
+        """SB3's ``set_parameters``, across auxiliary settings: a file's auxiliary head is dropped
+        (with a warning) by a model without one; a model with a head refuses a file without one
+        unless ``exact_match=False`` (the head then stays as initialised).
+
+        :param load_path_or_dict: a saved model or a ``{name: state_dict}`` dict (as SB3).
+        :param exact_match: require the same set of state dicts (as SB3).
+        :param device: torch device (as SB3).
+        """
+        params: dict[str, Any]
+        if isinstance(load_path_or_dict, dict):
+            params = dict(load_path_or_dict)
+        else:
+            from stable_baselines3.common.save_util import load_from_zip_file
+
+            _, loaded, _ = load_from_zip_file(load_path_or_dict, device=device, load_data=False)
+            params = dict(loaded or {})
+        aux_keys = [key for key in ("aux_head", "aux_optimizer") if key in params]
+        if aux_keys and self.aux_head is None:
+            warnings.warn(
+                f"set_parameters: dropping {', '.join(aux_keys)} from the parameters: this model trains no "
+                "auxiliary loss (aux 'none')",
+                UserWarning,
+                stacklevel=2,
+            )
+            for key in aux_keys:
+                params.pop(key)
+        elif self.aux_head is not None and "aux_head" not in params and exact_match:
+            raise ValueError(
+                "set_parameters: the parameters hold no auxiliary head (a plain SB3 file, or one trained with aux "
+                "'none'); pass exact_match=False to load them and keep this model's freshly initialised head"
+            )
+        super().set_parameters(params, exact_match=exact_match, device=device)  # type: ignore[misc]
 
     # -- the training hooks --------------------------------------------------------------
     @property
