@@ -151,3 +151,13 @@ def test_resume_from_an_unreadable_config_is_refused(capsys: pytest.CaptureFixtu
     assert main(["train", "--resume", str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert "not readable YAML" in err and "Traceback" not in err
+
+
+def test_the_dry_run_judges_the_real_rollout_size() -> None:
+    from curl_rl.experiment.build import check_runs_buildable
+    from curl_rl.experiment.config import UsageError, resolve_experiment
+
+    # n_steps 1 x 2 envs is a rollout of 2: valid, although the dry run builds one env
+    check_runs_buildable(resolve_experiment(env="dots", algo="ppo", sets=["algo.n_envs=2", "algo.n_steps=1"]), ["none"])
+    with pytest.raises(UsageError, match="n_steps=1 and n_envs=1"):
+        check_runs_buildable(resolve_experiment(env="dots", algo="ppo", sets=["algo.n_steps=1"]), ["none"])

@@ -113,9 +113,14 @@ def check_runs_buildable(config: ExperimentConfig, arms: list[str], device: str 
     finally:
         env.close()
     small: dict[str, Any] = {}
-    if "buffer_size" in algo_parameters(config.algo):
+    defaults = algo_parameters(config.algo)
+    if "buffer_size" in defaults:
         # the dry run must not allocate the real replay buffer
         small["buffer_size"] = min(int(config.hyperparams.get("buffer_size", 1000)), 1000)
+    if "n_steps" in defaults and config.n_envs > 1:
+        # one env stands for n_envs here: give its rollout the real rollout's size, so SB3's checks
+        # (n_steps * n_envs > 1, the mini-batch against the rollout) judge the real numbers
+        small["n_steps"] = int(config.hyperparams.get("n_steps", defaults["n_steps"])) * config.n_envs
     for arm in arms:
         aux = config.aux_config(arm)  # raises UsageError with the arm's name
         vec = DummyVecEnv([lambda: make_env(config.preset, 0)])
