@@ -49,6 +49,17 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from curl_rl.experiment.config import preset_kwargs
 
 
+def _register_envs() -> None:
+    # `import curl_rl` makes gym.make("curl_rl/...") work, as `import ale_py` does for "ALE/..."
+    # (gymnasium 1.x has no plugin entry points); this imports gymnasium and numpy, not torch
+    from curl_rl.envs import registration
+
+    registration.register_envs()
+
+
+_register_envs()
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

@@ -170,7 +170,7 @@ def test_existing_run_folder_is_refused(capsys: pytest.CaptureFixture[str], tmp_
     run_dir.mkdir(parents=True)
     (run_dir / "status.json").write_text('{"status": "done"}')
     err = _error(capsys, ["train", "--env", "dots", "--aux", "curl", "--seed", "0"])
-    assert "already holds a run (status done)" in err and "--resume" in err
+    assert "already holds a run (status done)" in err and "--restart" in err  # no checkpoint: --resume cannot
     assert (run_dir / "status.json").read_text() == '{"status": "done"}'
 
 
@@ -314,3 +314,12 @@ def test_a_budget_that_is_not_whole_rollouts_is_announced(capsys: pytest.Capture
     rollout = int(config.hyperparams["n_steps"]) * config.n_envs
     err = capsys.readouterr().err
     assert f"{rollout} env steps per rollout" in err and f"100 steps run as {-(-100 // rollout) * rollout}" in err
+
+
+def test_import_curl_rl_registers_the_envs_without_torch() -> None:
+    code = (
+        "import sys, gymnasium as gym, curl_rl; env = gym.make('curl_rl/Distractor-v0'); "
+        "print(env.observation_space.shape, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "(64, 64, 3) False"

@@ -33,7 +33,7 @@ def registered_ids() -> list[str]:
 
 
 def register_envs() -> None:
-    """Register the ids (idempotent; run on ``import curl_rl.envs``)."""
+    """Register the ids (idempotent; run on ``import curl_rl``, as ``import ale_py`` registers ALE)."""
     _register(f"{NAMESPACE}/Distractor-v0", "curl_rl.envs.distractor:DistractorEnv", max_episode_steps=100)
     _register(
         f"{NAMESPACE}/DistractorContinuous-v0",
