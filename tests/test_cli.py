@@ -323,3 +323,18 @@ def test_import_curl_rl_registers_the_envs_without_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "(64, 64, 3) False"
+
+
+def test_a_budget_below_one_rollout_and_a_costly_evaluation_are_announced(capsys: pytest.CaptureFixture[str]) -> None:
+    from curl_rl.experiment.cli import _resolve, build_parser
+
+    _resolve(build_parser().parse_args(["compare", "--env", "dots", "--steps", "20"]))
+    assert "20 steps (less than one rollout) run as 32" in capsys.readouterr().err
+    # the real distractor preset: 100-step episodes, 10 per evaluation, every 64 steps here
+    _resolve(
+        build_parser().parse_args(["compare", "--env", "distractor-easy", "--steps", "1024", "--set", "eval.freq=64"])
+    )
+    err = capsys.readouterr().err
+    assert "18 evaluations x 10 episodes of up to 100 steps may take up to 18000 env steps" in err
+    _resolve(build_parser().parse_args(["compare", "--env", "distractor-easy"]))
+    assert "evaluations x" not in capsys.readouterr().err  # the preset's own schedule is cheap enough

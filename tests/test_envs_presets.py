@@ -205,3 +205,67 @@ def test_own_presets_are_found_by_name_through_the_env_path(tmp_path: Path, monk
     monkeypatch.setenv(ENV_PATH_VAR, str(tmp_path / "typo"))
     with pytest.raises(PresetError, match=f"{ENV_PATH_VAR} names .*typo, which is not a folder"):
         list_presets()
+
+
+def test_the_template_is_a_valid_preset_and_the_cli_prints_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from curl_rl.envs.template import PRESET_TEMPLATE
+    from curl_rl.experiment.cli import main
+
+    assert main(["envs", "--template"]) == 0
+    text = capsys.readouterr().out
+    assert text == PRESET_TEMPLATE
+    path = tmp_path / "my-task.yaml"
+    path.write_text(text)
+    preset = load_preset(path)
+    assert preset.name == "my-task" and preset.env.id == "CartPole-v1" and preset.budget("quick") == 50000
+
+
+def test_every_problem_of_a_preset_is_reported_at_once_and_budgets_are_optional(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        'description: "two\\nlines"\nenv: {kind: gym, id: CartPole-v1, frame_stack: 0}\n'
+        "eval: {freq: 0}\nalgos: {ppo: {n_envs: 0}, dqn: {hyperparams: {gama: 0.9}}}\n"
+    )
+    with pytest.raises(PresetError) as err:
+        load_preset(path)
+    message = str(err.value)
+    for part in ("5 problems", "description", "frame_stack", "eval.freq", "n_envs", "'gama'"):
+        assert part in message, part
+    path.write_text("description: no budgets\nenv: {kind: gym, id: CartPole-v1}\nalgos: {ppo: {}}\n")
+    preset = load_preset(path)
+    assert preset.budgets is None
+    with pytest.raises(ValueError, match="--steps"):
+        preset.budget("quick")
+
+
+def test_wrappers_are_applied_innermost_first(tmp_path: Path) -> None:
+    from curl_rl.envs import make_env
+
+    path = tmp_path / "wrapped.yaml"
+    path.write_text(
+        "description: wrapped\nenv: {kind: gym, id: curl_rl/Distractor-v0, image_size: 64, frame_stack: 1,\n"
+        "  wrappers: [gymnasium.wrappers.RecordEpisodeStatistics, {class: gymnasium.wrappers.ClipReward,\n"
+        "  kwargs: {}}]}\nalgos: {ppo: {}}\n"
+    )
+    preset = load_preset(path)
+    assert [w["class"] for w in preset.env.wrappers] == [
+        "gymnasium.wrappers.RecordEpisodeStatistics",
+        "gymnasium.wrappers.ClipReward",
+    ]
+    with pytest.raises(ValueError, match=r"wrappers\[1\].*ClipReward"):
+        make_env(preset, 0)  # ClipReward without bounds is refused: the failing entry is named
+    path.write_text(
+        "description: wrapped\nenv: {kind: gym, id: curl_rl/Distractor-v0, image_size: 64, frame_stack: 1,\n"
+        "  wrappers: [{class: gymnasium.wrappers.ClipReward, kwargs: {min_reward: -0.25, max_reward: 0.25}}]}\n"
+        "algos: {ppo: {}}\n"
+    )
+    env = make_env(load_preset(path), 0)
+    rewards = [env.step(env.action_space.sample())[1] for _ in range(30)]
+    assert max(abs(r) for r in rewards) <= 0.25
+    with pytest.raises(PresetError, match="kind 'gym'"):
+        path.write_text(
+            "description: x\nenv: {kind: distractor, wrappers: [gymnasium.wrappers.ClipReward]}\nalgos: {ppo: {}}\n"
+        )
+        load_preset(path)

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from curl_rl.envs.extras import require_extra
-from curl_rl.envs.wrappers import wrap_pixels
+from curl_rl.envs.wrappers import apply_wrappers, wrap_pixels
 
 _CLASSIC_MODULE = "gymnasium.envs.classic_control"
 
@@ -45,6 +45,7 @@ def make_pixel_gym(
     max_episode_steps: int | None = None,
     render_mode: str | None = None,
     rescale_actions: bool = True,
+    wrappers: list[dict[str, Any]] | None = None,
     **env_kwargs: Any,
 ) -> gym.Env[np.ndarray, Any]:
     """``gym.make(env_id, render_mode="rgb_array")`` made a pixel env with :func:`wrap_pixels`.
@@ -58,6 +59,8 @@ def make_pixel_gym(
     :param render_mode: accepted for symmetry; the env always renders ``rgb_array`` internally.
     :param rescale_actions: map a bounded continuous action space to [-1, 1] (SB3's advice;
         Pendulum's torque is [-2, 2]).
+    :param wrappers: gymnasium wrappers around the env as made, before the pixel wrappers
+        (a preset's ``env.wrappers``: ``[{"class": "module.Class", "kwargs": {...}}]``).
     :param env_kwargs: passed to ``gym.make``.
     :return: the pixel env.
     """
@@ -69,6 +72,7 @@ def make_pixel_gym(
     if max_episode_steps is not None:
         env_kwargs["max_episode_steps"] = max_episode_steps * action_repeat
     env = gym.make(env_id, render_mode="rgb_array", **env_kwargs)
+    env = apply_wrappers(env, wrappers or [])
     space = env.action_space
     if (
         rescale_actions

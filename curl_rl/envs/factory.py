@@ -71,6 +71,7 @@ def build_env(
             frame_stack=spec.frame_stack,
             action_repeat=spec.action_repeat,
             max_episode_steps=spec.max_episode_steps,
+            wrappers=spec.wrappers,
             **spec.kwargs,
         )
     elif spec.kind == "dmc":

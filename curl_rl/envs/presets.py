@@ -67,6 +67,7 @@ _ENV_KEYS = {
     "frame_stack",
     "action_repeat",
     "max_episode_steps",
+    "wrappers",
 }
 _ALGO_KEYS = {"policy", "n_envs", "hyperparams", "aux", "action_noise", "notes"}
 _NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
@@ -118,6 +119,9 @@ class EnvSection(_Section):
     :param frame_stack: frames stacked along channels, newest last.
     :param action_repeat: underlying steps per agent step (Atari: the frame skip).
     :param max_episode_steps: episode cap in agent steps (None: the env's own limit).
+    :param wrappers: gymnasium wrappers put around the env as ``gym.make`` returns it, before the
+        pixel wrappers (kind ``gym`` only), in order; each ``"module.Class"`` or
+        ``{"class": "module.Class", "kwargs": {...}}`` (e.g. MiniGrid's ``RGBImgObsWrapper``).
     """
 
     kind: str
@@ -130,6 +134,7 @@ class EnvSection(_Section):
     frame_stack: int = 3
     action_repeat: int = 1
     max_episode_steps: int | None = None
+    wrappers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -175,7 +180,7 @@ class EnvPreset:
     name: str
     description: str
     env: EnvSection
-    budgets: Budgets
+    budgets: Budgets | None
     eval: EvalSpec
     algos: dict[str, dict[str, Any]]
     raw: dict[str, Any] = dataclasses.field(repr=False, default_factory=dict)
@@ -214,6 +219,8 @@ class EnvPreset:
         """
         if which not in ("quick", "full"):
             raise ValueError(f"budget must be 'quick' or 'full', got {which!r}")
+        if self.budgets is None:
+            raise ValueError(f"preset {self.name!r} has no budgets; give the number of steps (--steps)")
         return int(getattr(self.budgets, which))
 
     @property
@@ -237,7 +244,7 @@ class EnvPreset:
             "name": self.name,
             "description": self.description,
             "env": self.env.to_dict(),
-            "budgets": self.budgets.to_dict(),
+            "budgets": self.budgets.to_dict() if self.budgets is not None else None,
             "eval": self.eval.to_dict(),
             "algos": copy.deepcopy(self.algos),
         }
@@ -492,6 +499,7 @@ def _check_env(where: str, raw: Any) -> EnvSection:
         frame_stack=_int(f"{where}.frame_stack", env.get("frame_stack", 3)) or 1,
         action_repeat=_int(f"{where}.action_repeat", env.get("action_repeat", 1)) or 1,
         max_episode_steps=_int(f"{where}.max_episode_steps", env.get("max_episode_steps"), allow_none=True),
+        wrappers=_check_wrappers(f"{where}.wrappers", env.get("wrappers"), kind),
     )
     if not isinstance(section.grayscale, bool):
         raise PresetError(f"{where}.grayscale must be true or false, got {section.grayscale!r}")
@@ -508,6 +516,27 @@ def _check_env(where: str, raw: Any) -> EnvSection:
     if kind == "atari" and not section.grayscale:
         raise PresetError(f"{where}.grayscale must be true for Atari (SB3's WarpFrame is grayscale)")
     return section
+
+
+def _check_wrappers(where: str, raw: Any, kind: Any) -> list[dict[str, Any]]:
+    """``wrappers:`` as ``[{"class": dotted name, "kwargs": {...}}]`` (imported when the env is built)."""
+    if raw is None or raw == []:
+        return []
+    if kind != "gym":
+        raise PresetError(f"{where}: wrappers are supported for kind 'gym' (the others build their own stack)")
+    if not isinstance(raw, list):
+        raise PresetError(f"{where} must be a list of 'module.Class' or {{class: module.Class, kwargs: {{...}}}}")
+    out = []
+    for i, item in enumerate(raw):
+        entry = {"class": item, "kwargs": {}} if isinstance(item, str) else item
+        if not isinstance(entry, dict):
+            raise PresetError(f"{where}[{i}] must be 'module.Class' or a mapping with 'class' and 'kwargs'")
+        _check_keys(f"{where}[{i}]", entry, {"class", "kwargs"})
+        name = entry.get("class")
+        if not isinstance(name, str) or "." not in name.strip("."):
+            raise PresetError(f"{where}[{i}].class must be a dotted name like gymnasium.wrappers.ClipReward")
+        out.append({"class": name, "kwargs": _dict(f"{where}[{i}].kwargs", entry.get("kwargs"))})
+    return out
 
 
 def _check_algo(where: str, algo: str, raw: Any, space_type: str | None) -> dict[str, Any]:
@@ -554,58 +583,86 @@ def parse_preset(
 ) -> EnvPreset:
     """Validate parsed YAML and build an :class:`EnvPreset`.
 
+    Every section is checked, and all problems are reported together (one fix-and-rerun round,
+    not one per problem).
+
     :param data: the parsed YAML document.
     :param source: where it came from, for error messages.
     :param default_name: name used when the document has no ``name``.
     :param path: file path to record on the preset.
     :return: the preset.
-    :raises PresetError: naming the first offending field.
+    :raises PresetError: listing every offending field.
     """
     if not isinstance(data, dict):
         raise PresetError(f"{source}: a preset must be a YAML mapping, got {type(data).__name__}")
-    _check_keys(source, data, _TOP_KEYS)
+    problems: list[str] = []
+
+    def check(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except PresetError as exc:
+            problems.append(str(exc))
+            return None
+
+    check(_check_keys, source, data, _TOP_KEYS)
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
-        raise PresetError(f"{source}: 'name' must be a non-empty string")
+        problems.append(f"{source}: 'name' must be a non-empty string")
     description = data.get("description")
     if not isinstance(description, str) or not description.strip() or "\n" in description.strip():
-        raise PresetError(f"{source}: 'description' must be a one-line string")
-    env = _check_env(f"{source}: env", data.get("env"))
-
-    budgets_raw = _dict(f"{source}: budgets", data.get("budgets"))
-    _check_keys(f"{source}: budgets", budgets_raw, {"quick", "full"})
-    quick = _int(f"{source}: budgets.quick", budgets_raw.get("quick")) or 1
-    full = _int(f"{source}: budgets.full", budgets_raw.get("full")) or 1
-    if quick > full:
-        raise PresetError(f"{source}: budgets.quick ({quick}) is larger than budgets.full ({full})")
-
-    eval_raw = _dict(f"{source}: eval", data.get("eval"))
-    _check_keys(f"{source}: eval", eval_raw, {"freq", "n_episodes"})
-    evaluation = EvalSpec(
-        freq=_int(f"{source}: eval.freq", eval_raw.get("freq", 10_000)) or 1,
-        n_episodes=_int(f"{source}: eval.n_episodes", eval_raw.get("n_episodes", 10)) or 1,
-    )
-
-    algos_raw = _dict(f"{source}: algos", data.get("algos"))
-    if not algos_raw:
-        raise PresetError(f"{source}: 'algos' must configure at least one algorithm")
-    try:
-        space_type: str | None = _action_space_type(env)
-    except Exception:
-        # A gym id from a package that is not installed: the check runs at make_env instead.
-        space_type = None
-    algos = {
-        str(k).lower(): _check_algo(f"{source}: algos.{k}", str(k).lower(), v, space_type) for k, v in algos_raw.items()
-    }
+        problems.append(f"{source}: 'description' must be a one-line string")
+    env = check(_check_env, f"{source}: env", data.get("env"))
+    budgets = check(_check_budgets, source, data.get("budgets"))
+    evaluation = check(_check_eval, source, data.get("eval"))
+    algos_raw = check(_dict, f"{source}: algos", data.get("algos")) or {}
+    if not algos_raw and not any("algos" in p for p in problems):
+        problems.append(f"{source}: 'algos' must configure at least one algorithm (e.g. algos: {{ppo: {{}}}})")
+    space_type: str | None = None
+    if env is not None:
+        try:
+            space_type = _action_space_type(env)
+        except Exception:
+            # A gym id from a package that is not installed: the check runs at make_env instead.
+            space_type = None
+    algos = {}
+    for key, value in algos_raw.items():
+        entry = check(_check_algo, f"{source}: algos.{key}", str(key).lower(), value, space_type)
+        if entry is not None:
+            algos[str(key).lower()] = entry
+    if problems:
+        head = f"{len(problems)} problems:\n  " if len(problems) > 1 else ""
+        raise PresetError(head + "\n  ".join(problems))
     return EnvPreset(
-        name=name,
-        description=description.strip(),
+        name=str(name),
+        description=str(description).strip(),
         env=env,
-        budgets=Budgets(quick=quick, full=full),
+        budgets=budgets,
         eval=evaluation,
         algos=algos,
         raw=copy.deepcopy(data),
         path=path,
+    )
+
+
+def _check_budgets(source: str, raw: Any) -> Budgets | None:
+    """Optional: without budgets, every run gives its length (``--steps``)."""
+    if raw is None:
+        return None
+    budgets_raw = _dict(f"{source}: budgets", raw)
+    _check_keys(f"{source}: budgets", budgets_raw, {"quick", "full"})
+    quick = _int(f"{source}: budgets.quick", budgets_raw.get("quick")) or 1
+    full = _int(f"{source}: budgets.full", budgets_raw.get("full", quick)) or 1
+    if quick > full:
+        raise PresetError(f"{source}: budgets.quick ({quick}) is larger than budgets.full ({full})")
+    return Budgets(quick=quick, full=full)
+
+
+def _check_eval(source: str, raw: Any) -> EvalSpec:
+    eval_raw = _dict(f"{source}: eval", raw)
+    _check_keys(f"{source}: eval", eval_raw, {"freq", "n_episodes"})
+    return EvalSpec(
+        freq=_int(f"{source}: eval.freq", eval_raw.get("freq", 10_000)) or 1,
+        n_episodes=_int(f"{source}: eval.n_episodes", eval_raw.get("n_episodes", 10)) or 1,
     )
 
 

@@ -238,6 +238,31 @@ class FrameStack(gym.ObservationWrapper[np.ndarray, Any, np.ndarray]):
         return self._stack.copy()
 
 
+def apply_wrappers(env: gym.Env[Any, Any], wrappers: list[dict[str, Any]]) -> gym.Env[Any, Any]:
+    """Put a preset's ``wrappers:`` around ``env``, first entry innermost.
+
+    :param env: the env as ``gym.make`` returned it.
+    :param wrappers: ``[{"class": "module.Class", "kwargs": {...}}]``.
+    :return: the wrapped env.
+    :raises ValueError: naming the entry whose class cannot be imported or built.
+    """
+    import importlib
+
+    for i, entry in enumerate(wrappers):
+        module_name, _, class_name = entry["class"].rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"env wrappers[{i}]: cannot import {entry['class']} ({exc})") from exc
+        try:
+            env = cls(env, **entry.get("kwargs", {}))
+        except Exception as exc:
+            raise ValueError(
+                f"env wrappers[{i}]: {entry['class']}(env, **{entry.get('kwargs', {})}) failed: {exc}"
+            ) from exc
+    return env
+
+
 def wrap_pixels(
     env: gym.Env[Any, Any],
     *,

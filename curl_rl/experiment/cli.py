@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--baseline", default="none", help="baseline arm (default none)")
     plot.add_argument("--include-unfinished", action="store_true", help="also draw unfinished runs' curves")
 
-    sub.add_parser("envs", help="list env presets")
+    envs = sub.add_parser("envs", help="list env presets (--template: a commented preset for your own env)")
+    envs.add_argument("--template", action="store_true", help="print a commented preset YAML to start your own env")
     sub.add_parser("arms", aliases=["presets"], help="list auxiliary arms and their settings")
     return parser
 
@@ -194,6 +195,7 @@ def _resolve(
         routing=args.routing,
     )
     _note_rollout_rounding(config)
+    _note_evaluation_cost(config)
     return config
 
 
@@ -205,9 +207,26 @@ def _note_rollout_rounding(config: Any) -> None:
     rollout = n_steps * int(config.n_envs)
     if config.steps % rollout:
         runs = -(-config.steps // rollout) * rollout
+        below = " (less than one rollout)" if config.steps < rollout else ""
         print(
             f"note: {config.algo.upper()} collects {rollout} env steps per rollout (n_steps {n_steps} x "
-            f"{config.n_envs} envs), so {config.steps} steps run as {runs}",
+            f"{config.n_envs} envs), so {config.steps} steps{below} run as {runs}",
+            file=sys.stderr,
+        )
+
+
+def _note_evaluation_cost(config: Any) -> None:
+    """Evaluation episodes are env steps too: say when they may outnumber the training steps."""
+    episode = config.env_settings.get("max_episode_steps")
+    if not episode:
+        return
+    evaluations = config.steps // config.eval_freq + 2  # step 0, the schedule, the end
+    most = evaluations * config.eval_episodes * int(episode)
+    if most > config.steps:
+        print(
+            f"note: {evaluations} evaluations x {config.eval_episodes} episodes of up to {episode} steps may take "
+            f"up to {most} env steps, more than the {config.steps} trained; raise eval.freq or lower "
+            "eval.n_episodes if evaluation dominates",
             file=sys.stderr,
         )
 
@@ -487,6 +506,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_envs(args: argparse.Namespace) -> int:
     """``curl-rl envs``."""
+    if args.template:
+        from curl_rl.envs.template import PRESET_TEMPLATE
+
+        print(PRESET_TEMPLATE, end="")
+        return 0
     from curl_rl.envs.presets import list_presets
 
     presets = list_presets()
