@@ -284,3 +284,15 @@ def test_a_gap_in_an_evaluation_curve_is_noted(tmp_path: Path) -> None:
         "curl/seed0: its evaluation curve has a gap (1024 \N{RIGHTWARDS ARROW} 3072, evaluations every ~1024 steps "
         "elsewhere); its AUC interpolates across it"
     ]
+
+
+def test_arms_get_distinct_line_styles_so_a_hidden_curve_still_shows(tmp_path: Path) -> None:
+    from curl_rl.results.plotting import arm_styles, plot_aux_metrics
+
+    styles = arm_styles(["none", "aug", "curl", "curl+future", "atc"])
+    assert styles["none"] == "--" and styles["aug"] == ":" and styles["curl"] != styles["curl+future"]
+    assert len({styles["none"], styles["aug"], styles["curl"]}) == 3
+    # equal values in two arms: both lines are drawn, each in its own style
+    series = (np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 1.0]))
+    path = plot_aux_metrics({"aux/loss": {"none": [series], "curl": [series]}}, tmp_path / "aux.png")
+    assert path.stat().st_size > 1000

@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 
 from curl_rl.results.stats import align_curves, curve_band
 
-__all__ = ["AUX_METRIC_LABELS", "arm_colors", "plot_aux_metrics", "plot_learning_curves"]
+__all__ = ["AUX_METRIC_LABELS", "arm_colors", "arm_styles", "plot_aux_metrics", "plot_learning_curves"]
 
 Curve = tuple[ArrayLike, ArrayLike]
 
@@ -67,6 +67,29 @@ def arm_colors(arms: Sequence[str]) -> dict[str, str]:
     return colors
 
 
+#: the baseline and the augmentation-only arm get their own dash patterns, so a curve drawn
+#: exactly under another one (two arms with equal values) still shows
+_FIXED_STYLES: dict[str, str] = {"none": "--", "aug": ":"}
+_EXTRA_STYLES: tuple[str, ...] = ("-", "-.")
+
+
+def arm_styles(arms: Sequence[str]) -> dict[str, str]:
+    """Line style per arm: dashed ``none``, dotted ``aug``, then solid and dash-dot alternating.
+
+    :param arms: arm names.
+    :return: arm -> matplotlib line style.
+    """
+    styles: dict[str, str] = {}
+    extra = 0
+    for arm in arms:
+        if arm in _FIXED_STYLES:
+            styles[arm] = _FIXED_STYLES[arm]
+        else:
+            styles[arm] = _EXTRA_STYLES[extra % len(_EXTRA_STYLES)]
+            extra += 1
+    return styles
+
+
 def _new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
@@ -106,7 +129,7 @@ def plot_learning_curves(
     :param ylabel: y-axis label.
     :return: the written path.
     """
-    colors = arm_colors(list(curves))
+    colors, styles = arm_colors(list(curves)), arm_styles(list(curves))
     fig = _new_figure(8.0, 5.0)
     ax = fig.add_subplot()
     drawn = 0
@@ -116,7 +139,7 @@ def plot_learning_curves(
             continue
         mean, low, high = curve_band(values, n_boot=n_boot, confidence=confidence, seed=seed)
         color = colors[arm]
-        ax.plot(grid, mean, color=color, linewidth=2.0, label=f"{arm} (n={len(arm_curves)})")
+        ax.plot(grid, mean, color=color, linestyle=styles[arm], linewidth=2.0, label=f"{arm} (n={len(arm_curves)})")
         ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
         if grid.size == 1:
             # A single evaluation would be an invisible zero-length line.
@@ -166,7 +189,7 @@ def plot_aux_metrics(
         for per_arm in metrics.values():
             seen.update(dict.fromkeys(per_arm))
         arm_order = list(seen)
-    colors = arm_colors(list(arm_order))
+    colors, styles = arm_colors(list(arm_order)), arm_styles(list(arm_order))
     tags = list(metrics)
     n = max(len(tags), 1)
     ncols = min(3, n)
@@ -188,7 +211,14 @@ def plot_aux_metrics(
                 finite = np.isfinite(values)
                 counts = finite.sum(axis=0)
                 mean = np.where(counts > 0, np.where(finite, values, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan)
-            (line,) = ax.plot(grid, mean, color=colors[arm], linewidth=1.6, marker="o" if grid.size == 1 else None)
+            (line,) = ax.plot(
+                grid,
+                mean,
+                color=colors[arm],
+                linestyle=styles[arm],
+                linewidth=1.6,
+                marker="o" if grid.size == 1 else None,
+            )
             handles.setdefault(arm, line)
         ax.set_title(AUX_METRIC_LABELS.get(tag, tag), fontsize="medium")
         ax.set_ylabel(tag, fontsize="small")
