@@ -25,6 +25,7 @@ _LAZY = {
     "CenterCropExtractor": "curl_rl.auxiliary.encoder",
     "CurlEncoder": "curl_rl.auxiliary.encoder",
     "preset_kwargs": "curl_rl.experiment.config",
+    "CurlCallbacks": "curl_rl.experiment.curl_callbacks",
 }
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "AuxConfig",
     "CenterCropExtractor",
     "CurlA2C",
+    "CurlCallbacks",
     "CurlDQN",
     "CurlEncoder",
     "CurlPPO",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from curl_rl.auxiliary.config import AUX_PRESETS, AuxConfig, resolve_aux_config
     from curl_rl.auxiliary.encoder import CenterCropExtractor, CurlEncoder
     from curl_rl.experiment.config import preset_kwargs
+    from curl_rl.experiment.curl_callbacks import CurlCallbacks
 
 
 def _register_envs() -> None:

@@ -252,3 +252,35 @@ def test_ctrl_c_during_an_evaluation_loses_no_row(
     for tag in acc.Tags()["scalars"]:
         tag_steps = [event.step for event in acc.Scalars(tag)]
         assert len(tag_steps) == len(set(tag_steps)), f"{tag}: {tag_steps}"
+
+
+def test_curl_callbacks_give_the_python_api_what_the_cli_logs(tmp_path: Path) -> None:
+    from cli_envs import DotEnv
+
+    from curl_rl import CurlCallbacks, CurlEncoder, CurlPPO
+
+    kwargs = {"features_extractor_class": CurlEncoder, "features_extractor_kwargs": {"num_layers": 2, "num_filters": 8}}
+    model = CurlPPO(
+        "CnnPolicy",
+        DotEnv(frames=2),
+        aux="curl",
+        n_steps=32,
+        batch_size=16,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=kwargs,
+        tensorboard_log=str(tmp_path / "tb"),
+    )
+    callbacks = CurlCallbacks(
+        DotEnv(frames=2), eval_freq=32, n_episodes=1, probe_env=DotEnv(frames=2), probe_episodes=6
+    )
+    model.learn(96, callback=callbacks, tb_log_name="api")
+    folder = tmp_path / "tb" / "api_1"
+    steps = [int(row.split(",")[0]) for row in (folder / "evaluations.csv").read_text().splitlines()[1:]]
+    assert steps == [0, 32, 64, 96]
+    header = (folder / "aux_metrics.csv").read_text().splitlines()[0].split(",")
+    assert "aux/loss" in header and header[-1] == "aux/probe_r2"
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    assert {"eval/mean_reward", "aux/probe_r2", "aux/loss"} <= set(acc.Tags()["scalars"])
+    assert callbacks.evaluation is not None and callbacks.evaluation.last_probe_r2 is not None
