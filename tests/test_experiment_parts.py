@@ -93,3 +93,18 @@ def test_an_empty_folder_can_become_an_experiment(tmp_path: Path, monkeypatch: p
     assert compare.prepare_experiment_dir(folder, config) is False
     assert (folder / "experiment.yaml").is_file()
     assert compare.experiment_dir_for("runs", None, config) == Path("runs/dots-ppo")
+
+
+def test_progress_lines_read_each_running_run_from_its_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curl_rl.experiment.run import RunSpec
+
+    monkeypatch.setenv(ENV_PATH_VAR, ENVS)
+    config = resolve_experiment(env="dots", algo="ppo", steps=1000)
+    started = RunSpec(experiment_dir=str(tmp_path), arm="curl", seed=0, config=config)
+    fresh = RunSpec(experiment_dir=str(tmp_path), arm="curl", seed=1, config=config)
+    started.run_dir.mkdir(parents=True)
+    write_status(started.run_dir, env_steps=250, total_timesteps=1000, wall_time_s=5.0, last_return=-3.25)
+    assert compare.progress_lines([started, fresh]) == [
+        "  curl/seed0: 250/1000 steps (25%), 50 steps/s, last return -3.25, ETA 15 s",
+        "  curl/seed1: starting (no evaluation yet)",
+    ]

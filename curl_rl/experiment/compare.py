@@ -43,6 +43,7 @@ __all__ = [
     "experiment_dir_for",
     "plan_runs",
     "prepare_experiment_dir",
+    "progress_lines",
     "run_local",
     "run_ray",
     "set_aside",
@@ -311,7 +312,48 @@ def _failed(spec: RunSpec, error: str) -> RunResult:
     return RunResult(arm=spec.arm, seed=spec.seed, status="failed", error=error)
 
 
-def run_local(specs: Sequence[RunSpec], jobs: int, on_result: OnResult | None = None) -> list[RunResult]:
+OnProgress = Callable[[Sequence[RunSpec]], None]
+
+
+def progress_lines(specs: Sequence[RunSpec]) -> list[str]:
+    """One line per running run from its ``status.json`` (written at each evaluation).
+
+    :param specs: the runs in progress.
+    :return: ``"  curl/seed1: 12288/32768 steps (38%), 110 steps/s, last return 8.20, ETA 3.1 min"``.
+    """
+    lines = []
+    for spec in specs:
+        status = read_status(spec.run_dir) or {}
+        steps, total = int(status.get("env_steps") or 0), int(status.get("total_timesteps") or spec.config.steps)
+        wall = float(status.get("wall_time_s") or 0.0)
+        if steps <= 0 or wall <= 0:
+            lines.append(f"  {spec.name}: starting (no evaluation yet)")
+            continue
+        rate = steps / wall
+        eta = _duration(max(total - steps, 0) / rate) if rate > 0 else "?"
+        last = status.get("last_return")
+        lines.append(
+            f"  {spec.name}: {steps}/{total} steps ({100 * steps / max(total, 1):.0f}%), {rate:.0f} steps/s, "
+            f"last return {_fmt(last)}, ETA {eta}"
+        )
+    return lines
+
+
+def _progress_printer(stream: Any) -> OnProgress:
+    def show(specs: Sequence[RunSpec]) -> None:
+        # whole lines only: the same output reads right in a terminal, a log file and CI
+        print("\n".join([f"{time.strftime('%H:%M:%S')} in progress:", *progress_lines(specs)]), file=stream, flush=True)
+
+    return show
+
+
+def run_local(
+    specs: Sequence[RunSpec],
+    jobs: int,
+    on_result: OnResult | None = None,
+    on_progress: OnProgress | None = None,
+    progress_every_s: float = 60.0,
+) -> list[RunResult]:
     """Run every spec in worker processes, ``jobs`` at a time.
 
     Only ``jobs`` runs are handed to the pool at once, so after Ctrl-C no queued run starts.
@@ -321,6 +363,9 @@ def run_local(specs: Sequence[RunSpec], jobs: int, on_result: OnResult | None = 
     :param specs: the runs.
     :param jobs: parallel workers.
     :param on_result: called in the main process as each run finishes.
+    :param on_progress: called with the runs in progress when ``progress_every_s`` pass without
+        one finishing.
+    :param progress_every_s: seconds between progress reports.
     :return: the results, in completion order.
     """
     queue = list(specs)
@@ -335,7 +380,9 @@ def run_local(specs: Sequence[RunSpec], jobs: int, on_result: OnResult | None = 
                 while queue and len(pending) < jobs:
                     spec = queue.pop(0)
                     pending[pool.submit(run_single_safe, spec)] = spec
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=progress_every_s, return_when=FIRST_COMPLETED)
+                if not done and on_progress is not None:
+                    on_progress(list(pending.values()))
                 for future in done:
                     spec = pending.pop(future)
                     try:
@@ -522,7 +569,7 @@ def compare(
             if backend == "ray":
                 results = run_ray(specs, address, num_cpus=jobs, cpus_per_run=specs[0].threads or 1, on_result=report)
             else:
-                results = run_local(specs, jobs, on_result=report)
+                results = run_local(specs, jobs, on_result=report, on_progress=_progress_printer(out))
         except KeyboardInterrupt:
             print(
                 "interrupted: runs in progress saved a checkpoint; run the same command again to continue",
