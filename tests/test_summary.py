@@ -296,3 +296,22 @@ def test_arms_get_distinct_line_styles_so_a_hidden_curve_still_shows(tmp_path: P
     series = (np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 1.0]))
     path = plot_aux_metrics({"aux/loss": {"none": [series], "curl": [series]}}, tmp_path / "aux.png")
     assert path.stat().st_size > 1000
+
+
+def test_a_collapsed_run_is_marked(tmp_path: Path) -> None:
+    root = tmp_path / "collapse"
+    aux = "timesteps,aux/loss,aux/embedding_std\n1000,3.0,0.2\n2000,3.46,0.00001\n"
+    _make_run(root, "curl", 0, returns=[0, 1, 2, 3], aux_text=aux)
+    _make_run(root, "curl", 1, returns=[0, 1, 2, 3], aux_text="timesteps,aux/loss,aux/embedding_std\n2000,2.0,0.3\n")
+    result = write_summary(root, n_boot=20)
+    assert result["collapsed_runs"] == [{"arm": "curl", "seed": 0, "embedding_std": 1e-05}]
+    assert "curl/seed0: its representation collapsed" in (root / "summary.md").read_text()
+
+
+def test_the_collapse_warning_fits_the_loss_family() -> None:
+    from curl_rl.algos.aux_mixin import collapse_message
+    from curl_rl.auxiliary.config import resolve_aux_config
+
+    infonce = collapse_message(resolve_aux_config("curl"))
+    assert "ln(batch size)" in infonce and "did not cause it" in infonce and "use a contrastive" not in infonce
+    assert "margin" in collapse_message(resolve_aux_config("triplet"))

@@ -41,6 +41,29 @@ ObsVar = TypeVar("ObsVar", torch.Tensor, dict[str, torch.Tensor])
 FutureFn = Callable[[int], tuple[ObsT | None, ObsT, torch.Tensor, torch.Tensor]]
 
 
+def collapse_message(config: AuxConfig) -> str:
+    """What a collapsed embedding (the same vector for every frame) means for this loss, and what to try.
+
+    Only the instance losses measure the spread, and both have negatives: a collapsed embedding is
+    their worst case (InfoNCE at ln(batch), every triplet at the margin), so they did not drive it;
+    a force on the shared encoder that they cannot resist did.
+
+    :param config: the auxiliary config.
+    """
+    worst = (
+        "InfoNCE sits at ln(batch size), its worst value"
+        if config.instance == "infonce"
+        else ("every triplet sits at the margin, the loss's worst value")
+    )
+    return (
+        f"representation collapse: embedding std below collapse_std={config.collapse_std:g} (aux/embedding_std). "
+        f"The '{config.instance}' loss has negatives and a collapsed embedding is its worst case ({worst}), so it "
+        "did not cause it: something stronger acts on the shared encoder, typically an RL loss that diverged "
+        "(a critic saturating the encoder's tanh) or learning rates too high for the batch. Check the RL losses, "
+        "lower the learning rates, raise the aux weight, or give the RL loss a larger batch"
+    )
+
+
 class AuxAlgorithmMixin:
     """Mixin placed before the SB3 algorithm class in the bases of each Curl algorithm."""
 
@@ -560,12 +583,7 @@ class AuxAlgorithmMixin:
         std = dict(zip(names, host, strict=True)).get("instance/embedding_std")
         if std is not None and std < self.aux_config.collapse_std:
             # a fixed message: Python shows it once per process instead of once per train() call
-            warnings.warn(
-                f"representation collapse: embedding std below collapse_std={self.aux_config.collapse_std:g} "
-                "(see aux/embedding_std); lower the aux weight or lr, or use a contrastive (negatives) loss",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            warnings.warn(collapse_message(self.aux_config), RuntimeWarning, stacklevel=2)
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _aux_reset_stats(self) -> None:

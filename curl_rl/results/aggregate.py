@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+#: a run whose last logged embedding spread is below this is marked collapsed (AuxConfig's default)
+COLLAPSE_STD = 1e-4
+COLLAPSE_TAG = "aux/embedding_std"
 #: below this many finished seeds an arm's bootstrap CIs and P values are flagged
 MIN_SEEDS_FOR_CI = 3
 #: the fewest seeds per arm a comparison should have before it claims anything
@@ -266,8 +269,16 @@ def summarize_runs(
         notes.append(f"runs use different environments: {env}")
     if algo_mixed:
         notes.append(f"runs use different algorithms: {algo}")
+    collapsed = []
     for r in runs:
         notes.extend(f"{r.name}: {p}" for p in r.problems)
+        spread = _last_value(r.aux[COLLAPSE_TAG]) if r.usable and COLLAPSE_TAG in r.aux else math.nan
+        if math.isfinite(spread) and spread < COLLAPSE_STD:
+            collapsed.append({"arm": r.arm, "seed": r.seed, "embedding_std": spread})
+            notes.append(
+                f"{r.name}: its representation collapsed (final {COLLAPSE_TAG} {spread:.2g} < {COLLAPSE_STD:g}: "
+                "every frame maps to nearly one vector); its return is that of a blind encoder"
+            )
         gap = curve_gap(r.eval_timesteps) if r.usable else None
         if gap is not None:
             notes.append(
@@ -288,6 +299,7 @@ def summarize_runs(
         "definitions": dict(DEFINITIONS),
         "arm_order": arms,
         "arms": arm_stats,
+        "collapsed_runs": collapsed,
         "failed_runs": [
             {"arm": r.arm, "seed": r.seed, "error": r.error, "run_dir": str(r.run_dir)}
             for r in runs
