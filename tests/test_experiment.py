@@ -284,3 +284,21 @@ def test_curl_callbacks_give_the_python_api_what_the_cli_logs(tmp_path: Path) ->
     acc.Reload()
     assert {"eval/mean_reward", "aux/probe_r2", "aux/loss"} <= set(acc.Tags()["scalars"])
     assert callbacks.evaluation is not None and callbacks.evaluation.last_probe_r2 is not None
+
+
+def test_ctrl_c_and_resume_log_the_same_steps_as_an_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _interrupted_train(monkeypatch)  # Ctrl-C at step 48, in the middle of a rollout
+    monkeypatch.setattr(experiment, "ProgressBarCallback", ProgressBarCallback)
+    run_dir = Path("runs") / "dots-ppo" / "curl" / "seed0"
+    assert main(["train", "--resume", str(run_dir), "--threads", "1"]) == 0
+    assert main([*argv, "--name", "straight"]) == 0
+    interrupted, straight = _events(run_dir), _events(Path("runs") / "straight" / "curl" / "seed0")
+    for tag in ("train/loss", "aux/loss", "eval/mean_reward", "aux/probe_r2"):
+        got = [event.step for event in interrupted.Scalars(tag)]
+        assert got == [event.step for event in straight.Scalars(tag)], tag
+    evaluations = [(run_dir / "evaluations.csv"), Path("runs") / "straight" / "curl" / "seed0" / "evaluations.csv"]
+    assert [[row.split(",")[0] for row in p.read_text().splitlines()] for p in evaluations][0] == [
+        row.split(",")[0] for row in evaluations[1].read_text().splitlines()
+    ]

@@ -322,7 +322,8 @@ class AuxAlgorithmMixin:
         return state_dicts, variables
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_aux_encoder", "_aux_stats", "_saving_for_sb3"]  # type: ignore[misc]
+        excluded = ["_aux_encoder", "_aux_stats", "_saving_for_sb3", "rollout_start_step"]
+        return [*super()._excluded_save_params(), *excluded]  # type: ignore[misc]
 
     def save_as_sb3(self, path: Any, **kwargs: Any) -> None:
         """Save a file that SB3's own class loads (``PPO.load``): everything but the auxiliary head.

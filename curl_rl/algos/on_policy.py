@@ -38,6 +38,15 @@ class OnPolicyAuxMixin(AuxAlgorithmMixin):
             dict_obs = isinstance(self.observation_space, spaces.Dict)
             self.rollout_buffer_class = IndexedDictRolloutBuffer if dict_obs else IndexedRolloutBuffer
 
+    def collect_rollouts(self, *args: Any, **kwargs: Any) -> bool:
+        """SB3's ``collect_rollouts``; remembers the step it started at (``rollout_start_step``).
+
+        The weights do not change during a rollout, so a run stopped in the middle of one can be
+        checkpointed as of its start (see :mod:`curl_rl.experiment.run`).
+        """
+        self.rollout_start_step = int(self.num_timesteps)
+        return bool(super().collect_rollouts(*args, **kwargs))  # type: ignore[misc]
+
     def _rollout_futures(self, horizon: int) -> tuple[ObsT | None, ObsT, th.Tensor, th.Tensor]:
         buf = self.rollout_buffer
         if not hasattr(buf, "future_windows"):

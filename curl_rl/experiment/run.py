@@ -38,6 +38,7 @@ import torch
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from curl_rl.envs import make_env, make_vec_env
@@ -512,6 +513,12 @@ def _save_interrupted(model: BaseAlgorithm | None, run_dir: Path) -> str | None:
     """Save the model after Ctrl-C; returns the path (relative to the run folder) or None."""
     if model is None:
         return None
+    # On-policy weights do not change while a rollout is collected: Ctrl-C in the middle of one
+    # leaves the weights of its start, so the checkpoint is labelled with that step. The resumed run
+    # collects the rollout again and keeps the uninterrupted run's step grid (rollouts, evaluations,
+    # logs at the same steps, the same total) instead of one shifted by the part-rollout.
+    collected = _part_rollout_steps(model)
+    model.num_timesteps -= collected
     try:
         path = _checkpoint.save_checkpoint(model, run_dir, tag="interrupted", overwrite=True)
     except Exception:
@@ -522,7 +529,18 @@ def _save_interrupted(model: BaseAlgorithm | None, run_dir: Path) -> str | None:
             model.save(path)
         except Exception:
             return None
+    finally:
+        model.num_timesteps += collected
     return str(Path(path).relative_to(run_dir))
+
+
+def _part_rollout_steps(model: BaseAlgorithm) -> int:
+    """Env steps of an on-policy rollout being collected (0 between rollouts, during train(), off-policy)."""
+    buffer = getattr(model, "rollout_buffer", None)
+    start = getattr(model, "rollout_start_step", None)
+    if not isinstance(model, OnPolicyAlgorithm) or buffer is None or buffer.full or start is None:
+        return 0
+    return max(int(model.num_timesteps) - int(start), 0)
 
 
 def run_single_safe(spec: RunSpec) -> RunResult:
