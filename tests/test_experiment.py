@@ -298,7 +298,7 @@ def test_ctrl_c_and_resume_log_the_same_steps_as_an_uninterrupted_run(
     for tag in ("train/loss", "aux/loss", "eval/mean_reward", "aux/probe_r2"):
         got = [event.step for event in interrupted.Scalars(tag)]
         assert got == [event.step for event in straight.Scalars(tag)], tag
-    evaluations = [(run_dir / "evaluations.csv"), Path("runs") / "straight" / "curl" / "seed0" / "evaluations.csv"]
-    assert [[row.split(",")[0] for row in p.read_text().splitlines()] for p in evaluations][0] == [
-        row.split(",")[0] for row in evaluations[1].read_text().splitlines()
+    first, second = (folder / "evaluations.csv" for folder in (run_dir, Path("runs") / "straight" / "curl" / "seed0"))
+    assert [row.split(",")[0] for row in first.read_text().splitlines()] == [
+        row.split(",")[0] for row in second.read_text().splitlines()
     ]

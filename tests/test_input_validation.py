@@ -214,3 +214,25 @@ def test_cuda_without_a_gpu_falls_back_to_the_cpu_with_a_warning(monkeypatch: py
 def test_batch_too_small_for_negatives() -> None:
     with pytest.raises(ValueError, match="batch"):
         CurlSAC("CnnPolicy", DotEnv(continuous=True), aux="curl", batch_size=1, buffer_size=100)
+
+
+@pytest.mark.parametrize("dict_inputs", ["all", "images"])
+def test_dict_inputs_images_hides_the_other_keys_from_the_auxiliary_task(dict_inputs: str) -> None:
+    model = CurlPPO(
+        "MultiInputPolicy", DictDot(DotEnv(size=36)), aux={"preset": "curl", "dict_inputs": dict_inputs}, **PPO_KW
+    )
+    image = torch.randint(0, 256, (4, 6, 36, 36), dtype=torch.uint8)
+    vec_a, vec_b = torch.rand(4, 2), 10 * torch.rand(4, 2)
+    assert torch.equal(
+        model.aux_head.augment({"image": image, "vec": vec_a})["vec"] == 0, torch.full((4, 2), dict_inputs == "images")
+    )
+
+    def aux_loss(vec: torch.Tensor) -> float:
+        model.aux_head.generator.manual_seed(0)  # the same augmentations for both calls
+        with torch.no_grad():
+            return float(model._aux_loss({"image": image, "vec": vec}, None))
+
+    same = aux_loss(vec_a) == aux_loss(vec_b)
+    assert same == (dict_inputs == "images")  # with "all", the vector keys change the task
+    model.learn(64)
+    assert np.isfinite(model.logger.name_to_value["aux/loss"])

@@ -503,6 +503,9 @@ class AuxAlgorithmMixin:
             obs = _take(obs, rows)
             anchor_features = None if anchor_features is None else anchor_features[:rows]
             ids = None if ids is None else ids[:rows]
+        if isinstance(obs, dict) and cfg.dict_inputs == "images":
+            # the RL forward saw every key; the auxiliary anchor must see the images only
+            anchor_features = None
         if anchor_features is None:
             anchor_features = head.encode_online(encoder, head.augment(obs))
         total = torch.zeros((), device=self.device)

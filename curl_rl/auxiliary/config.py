@@ -21,6 +21,7 @@ SIMILARITIES = ("bilinear", "cosine")
 TRIPLET_MINING = ("random", "hard", "semi-hard")
 WEIGHT_SCHEDULES = ("constant", "linear_decay", "linear_warmup")
 NAN_POLICIES = ("raise", "skip")
+DICT_INPUTS = ("all", "images")
 #: the algorithms (command-line names) and encoder routings; plain names, importable without torch
 ALGO_NAMES = ("ppo", "a2c", "sac", "td3", "dqn")
 ROUTINGS = ("auto", "sb3", "curl")
@@ -59,6 +60,10 @@ class AuxConfig:
     :param frame_channels: channels per stacked frame; ``None`` takes it from the env's frame
         stacking (curl_rl's ``FrameStack``, SB3's ``VecFrameStack``) when the model is built, and
         otherwise treats the observation as one frame. Never guessed from the channel count.
+    :param dict_inputs: for Dict observations, what the auxiliary views show the encoder:
+        ``"all"`` keys (non-image keys pass un-augmented, so the contrastive task can be solved
+        from them alone, without the image), or ``"images"`` only (the other keys are zeroed in the
+        auxiliary views; the RL loss still sees every key; costs one more encoder forward).
     :param instance: instance-discrimination loss between two views of one frame.
     :param similarity: ``"bilinear"`` (CURL's learned W) or ``"cosine"`` with ``temperature``.
     :param temperature: softmax temperature of the cosine similarity.
@@ -103,6 +108,7 @@ class AuxConfig:
     cutout_max: int = 16
     grayscale_p: float = 0.2
     frame_channels: int | None = None
+    dict_inputs: str = "all"
     instance: str = "none"
     similarity: str = "bilinear"
     temperature: float = 0.1
@@ -186,6 +192,7 @@ class AuxConfig:
         _check_choice("triplet_mining", self.triplet_mining, TRIPLET_MINING)
         _check_choice("weight_schedule", self.weight_schedule, WEIGHT_SCHEDULES)
         _check_choice("nan_policy", self.nan_policy, NAN_POLICIES)
+        _check_choice("dict_inputs", self.dict_inputs, DICT_INPUTS)
         _check_choice("rl_augment", self.rl_augment, RL_AUGMENT_MODES)
         for aug in self.augment:
             _check_choice("augment", aug, AUGMENTATION_NAMES)

@@ -173,10 +173,15 @@ class AuxiliaryHead(nn.Module):
 
     # -- augmentation and encoding ---------------------------------------------------------
     def augment(self, obs: ObsT) -> ObsT:
-        """Augment image observations (each image key of a Dict); other keys pass through."""
+        """Augment image observations (each image key of a Dict); other keys pass through, or are
+        zeroed with ``dict_inputs="images"`` (so the auxiliary task must be solved from the images)."""
         if isinstance(obs, dict):
+            blank = self.config.dict_inputs == "images"
             return {
-                k: self.augmentations[k](v, self.generator) if k in self.augmentations else v for k, v in obs.items()
+                k: self.augmentations[k](v, self.generator)
+                if k in self.augmentations
+                else (torch.zeros_like(v) if blank else v)
+                for k, v in obs.items()
             }
         return self.augmentations[None](obs, self.generator)
 
