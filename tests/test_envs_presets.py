@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import numpy as np
 import pytest
 import stable_baselines3 as sb3
 import yaml
@@ -269,3 +270,22 @@ def test_wrappers_are_applied_innermost_first(tmp_path: Path) -> None:
             "description: x\nenv: {kind: distractor, wrappers: [gymnasium.wrappers.ClipReward]}\nalgos: {ppo: {}}\n"
         )
         load_preset(path)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in list_presets() if n.startswith("dmc-") or n.endswith("continuous")))
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_off_policy_presets_use_curls_encoder_without_a_final_relu(name: str, algo: str) -> None:
+    # SB3's NatureCNN ends in a ReLU: under the critic's lr 1e-3 all 50 output units died within 250
+    # updates on DMC cartpole (batch 32), every frame became the zero vector and the contrastive
+    # loss sat at ln(32) for good. CURL's encoder ends in LayerNorm, as CURL_PAPER_SAC has it.
+    import torch
+
+    from curl_rl import CurlEncoder, preset_kwargs
+
+    kwargs = preset_kwargs(name, algo, "curl")["policy_kwargs"]
+    assert kwargs["features_extractor_class"] is CurlEncoder
+    assert kwargs["features_extractor_kwargs"] == {"features_dim": 50, "tanh": False}
+    encoder = CurlEncoder(
+        __import__("gymnasium").spaces.Box(0, 255, (9, 84, 84), np.uint8), features_dim=50, tanh=False
+    )
+    assert (encoder(torch.rand(8, 9, 84, 84)) < 0).any()  # no ReLU on the output: units cannot all die
