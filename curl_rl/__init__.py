@@ -6,8 +6,9 @@ The public names load on first use (PEP 562), so ``curl-rl --help`` and the pure
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from curl_rl._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -52,25 +53,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from curl_rl.experiment.curl_callbacks import CurlCallbacks
 
 
-def _register_envs() -> None:
-    # `import curl_rl` makes gym.make("curl_rl/...") work, as `import ale_py` does for "ALE/..."
-    # (gymnasium 1.x has no plugin entry points); this imports gymnasium and numpy, not torch
-    from curl_rl.envs import registration
+# `import curl_rl` makes gym.make("curl_rl/...") work, as `import ale_py` does for "ALE/..."
+# (gymnasium 1.x has no plugin entry points): importing curl_rl.envs registers the ids, and imports
+# gymnasium and numpy, not torch
+import curl_rl.envs  # noqa: E402, F401
 
-    registration.register_envs()
-
-
-_register_envs()
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'curl_rl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next access is a plain attribute lookup
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

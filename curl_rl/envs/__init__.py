@@ -10,9 +10,9 @@ Importing this package (or ``curl_rl``) registers the ``curl_rl/...`` gymnasium 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from curl_rl._lazy import lazy_attributes
 from curl_rl.envs.registration import register_envs, registered_ids
 
 register_envs()
@@ -82,14 +82,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from curl_rl.envs.wrappers import ActionRepeat, FrameStack, ImageObservation, PixelObservation, wrap_pixels
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'curl_rl.envs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next access is a plain attribute lookup
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

@@ -50,21 +50,26 @@ _FIXED_COLORS: dict[str, str] = {
 _EXTRA_COLORS: tuple[str, ...] = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#98df8a")
 
 
+def _per_arm(arms: Sequence[str], fixed: dict[str, str], cycle: Sequence[str]) -> dict[str, str]:
+    """``fixed[arm]`` for the standard arms, then ``cycle`` in turn for the others (in given order)."""
+    out: dict[str, str] = {}
+    extra = 0
+    for arm in arms:
+        if arm in fixed:
+            out[arm] = fixed[arm]
+        else:
+            out[arm] = cycle[extra % len(cycle)]
+            extra += 1
+    return out
+
+
 def arm_colors(arms: Sequence[str]) -> dict[str, str]:
     """Colour per arm: fixed ones for the standard arms, then a cycle for the rest (in given order).
 
     :param arms: arm names.
     :return: arm -> matplotlib colour.
     """
-    colors: dict[str, str] = {}
-    extra = 0
-    for arm in arms:
-        if arm in _FIXED_COLORS:
-            colors[arm] = _FIXED_COLORS[arm]
-        else:
-            colors[arm] = _EXTRA_COLORS[extra % len(_EXTRA_COLORS)]
-            extra += 1
-    return colors
+    return _per_arm(arms, _FIXED_COLORS, _EXTRA_COLORS)
 
 
 #: the baseline and the augmentation-only arm get their own dash patterns, so a curve drawn
@@ -79,15 +84,7 @@ def arm_styles(arms: Sequence[str]) -> dict[str, str]:
     :param arms: arm names.
     :return: arm -> matplotlib line style.
     """
-    styles: dict[str, str] = {}
-    extra = 0
-    for arm in arms:
-        if arm in _FIXED_STYLES:
-            styles[arm] = _FIXED_STYLES[arm]
-        else:
-            styles[arm] = _EXTRA_STYLES[extra % len(_EXTRA_STYLES)]
-            extra += 1
-    return styles
+    return _per_arm(arms, _FIXED_STYLES, _EXTRA_STYLES)
 
 
 def _new_figure(width: float, height: float) -> Figure:

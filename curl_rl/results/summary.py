@@ -3,11 +3,8 @@
 The parts, one file each: :mod:`~curl_rl.results.run_folders` reads the run folders,
 :mod:`~curl_rl.results.aggregate` computes each arm's statistics (its docstring defines them),
 :mod:`~curl_rl.results.markdown` renders ``summary.md`` and :mod:`~curl_rl.results.figures` draws
-the PNGs. :func:`write_summary` runs them in that order and writes the files atomically.
-
-Only runs whose ``status.json`` says ``"done"`` and that have at least one readable evaluation enter
-the statistics; running, failed and unreadable runs are listed but excluded. Each arm's statistics
-use that arm's own finished seeds, so arms can have different seed sets (a note says so).
+the PNGs (which runs enter the statistics: :mod:`~curl_rl.results.aggregate`).
+:func:`write_summary` runs them in that order and writes the files atomically.
 """
 
 from __future__ import annotations
