@@ -1,16 +1,27 @@
 """Env steps per second with and without the auxiliary loss, measured alternately in one run.
 
-PPO: CurlPPO("curl") against CurlPPO("none") (= SB3's PPO). SAC: CurlSAC("curl") against
+PPO: CurlPPO("curl"), ("curl+future") and ("spr"), each with ``views="minibatch"`` and
+``views="rollout"``, against CurlPPO("none") (= SB3's PPO). SAC: CurlSAC("curl") against
 CurlSAC("aug"), the same augmentation, routing and encoder without the auxiliary loss. Models are
 built once, warmed up, then trained in alternating chunks so machine noise hits every arm alike;
 the ratio of summed steps/time per arm is reported.
 
+``--env synthetic`` isolates the agent's cost (random 84x84x9 frames, CurlEncoder); ``--env`` a
+preset name (``distractor-easy``) measures the preset's own env, encoder and PPO settings
+(``preset_kwargs``), aux weight included. ``--allocators default,tuned`` runs the whole
+measurement once per glibc allocator setting, each in a fresh process (the setting is read at
+process start).
+
     python -m benchmarks.overhead --algo both
+    python -m benchmarks.overhead --algo ppo --env distractor-easy --allocators default,tuned
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -19,8 +30,31 @@ import torch
 from benchmarks.common import SyntheticPixelEnv, machine_description, stamp
 from curl_rl import CurlEncoder, CurlPPO, CurlSAC
 
+#: glibc settings: "tuned" keeps freed memory instead of returning it (run_study.sh sets it)
+ALLOCATORS = {"default": {}, "tuned": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}}
+PPO_TARGETS = {"curl": 0.85, "curl+future": 0.7, "spr": 0.7}
+
+
+def _build_preset_ppo(aux: Any, args: argparse.Namespace) -> Any:
+    from curl_rl import preset_kwargs
+    from curl_rl.auxiliary.config import resolve_aux_config
+    from curl_rl.envs import make_vec_env
+    from curl_rl.envs.presets import load_preset
+
+    preset = load_preset(args.env)
+    env = make_vec_env(args.env, n_envs=int(preset.algos["ppo"].get("n_envs", 1)), seed=0)
+    aux_dict = {"preset": aux} if isinstance(aux, str) else dict(aux)
+    settings = preset_kwargs(args.env, "ppo", aux=aux_dict.pop("preset"))
+    if aux_dict:  # the arm's own overrides (views) on top of the preset's
+        import dataclasses
+
+        settings["aux"] = dataclasses.replace(resolve_aux_config(settings["aux"]), **aux_dict)
+    return CurlPPO("CnnPolicy", env, **settings, seed=0, device=args.device, performance=args.performance)
+
 
 def _build(algo: str, aux: Any, args: argparse.Namespace) -> Any:
+    if algo == "ppo" and args.env != "synthetic":
+        return _build_preset_ppo(aux, args)
     policy_kwargs = dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(features_dim=50))
     # every arm gets the same, explicit speed switches, so only the objective differs
     common = dict(policy_kwargs=policy_kwargs, seed=0, device=args.device, performance=args.performance)
@@ -50,8 +84,10 @@ def _build(algo: str, aux: Any, args: argparse.Namespace) -> Any:
 
 def measure(algo: str, arms: dict[str, Any], args: argparse.Namespace) -> dict[str, float]:
     """Alternate ``rounds`` chunks of env steps over the arms; return steps/s per arm label."""
-    chunk = args.ppo_chunk if algo == "ppo" else args.sac_chunk
     models = {label: _build(algo, aux, args) for label, aux in arms.items()}
+    first = next(iter(models.values()))
+    # PPO learns whole rollouts: a chunk below one would still run one
+    chunk = max(args.ppo_chunk, first.n_steps * first.n_envs) if algo == "ppo" else args.sac_chunk
     for model in models.values():
         # warm-up, untimed: SAC's buffer past learning_starts, allocator and caches settled
         model.learn(chunk + int(getattr(model, "learning_starts", 0)), reset_num_timesteps=False)
@@ -69,9 +105,39 @@ def measure(algo: str, arms: dict[str, Any], args: argparse.Namespace) -> dict[s
     return {label: steps[label] / spent[label] for label in labels}
 
 
+def _ppo_arms(args: argparse.Namespace) -> dict[str, Any]:
+    arms: dict[str, Any] = {"none": "none"}
+    for preset in args.ppo_arms.split(","):
+        for views in ("minibatch", "rollout"):
+            arms[f"{preset}, views={views}"] = {"preset": preset, "views": views}
+    if args.env == "synthetic":
+        # RAD's naive ratio: what the sound objective's extra forward costs (views=minibatch)
+        arms["curl, naive ratio"] = {"preset": "curl", "rl_augment": "naive"}
+    return arms
+
+
+def _target(label: str) -> float | None:
+    return PPO_TARGETS.get(label.split(",")[0])
+
+
+def _run_allocators(names: list[str]) -> None:
+    """Run this script once per allocator setting, each in a fresh process, and print their tables."""
+    argv = [a for a in sys.argv[1:]]
+    i = argv.index("--allocators")
+    del argv[i : i + 2]
+    for name in names:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        env.update(ALLOCATORS[name])
+        print(f"\n## allocator: {name} {ALLOCATORS[name] or '(glibc defaults)'}", flush=True)
+        subprocess.run([sys.executable, "-m", "benchmarks.overhead", *argv], env=env, check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algo", choices=["ppo", "sac", "both"], default="both")
+    parser.add_argument("--env", default="synthetic", help="'synthetic' or a preset name (PPO only)")
+    parser.add_argument("--ppo-arms", default="curl,curl+future,spr", help="auxiliary presets measured on PPO")
+    parser.add_argument("--allocators", default="", help="comma list of " + ", ".join(ALLOCATORS))
     parser.add_argument("--size", type=int, default=84)
     parser.add_argument("--channels", type=int, default=9)
     parser.add_argument("--rounds", type=int, default=4)
@@ -85,32 +151,30 @@ def main() -> None:
     parser.add_argument("--performance", default="off", help="speed switches for every arm: off, auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.allocators:
+        _run_allocators(args.allocators.split(","))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# overhead benchmark — {stamp()}\n# machine: {machine_description()}")
-    print(
-        f"# obs {args.size}x{args.size}x{args.channels}, CurlEncoder, performance={args.performance}, "
-        f"{args.rounds} alternating rounds; PPO n_steps {args.ppo_n_steps} batch {args.ppo_batch} "
-        f"epochs {args.ppo_epochs}; SAC batch {args.sac_batch}, 1 update per step"
-    )
+    if args.env == "synthetic":
+        print(
+            f"# obs {args.size}x{args.size}x{args.channels}, CurlEncoder, performance={args.performance}, "
+            f"{args.rounds} alternating rounds; PPO n_steps {args.ppo_n_steps} batch {args.ppo_batch} "
+            f"epochs {args.ppo_epochs}; SAC batch {args.sac_batch}, 1 update per step"
+        )
+    else:
+        print(f"# env preset {args.env}: its env, encoder and PPO settings; {args.rounds} alternating rounds")
     plans = {
-        "ppo": (
-            "none",
-            {
-                "none": "none",
-                "curl": "curl",
-                # the sound PPO objective (default) against RAD's naive ratio: its extra no-grad forward
-                "curl, naive ratio": {"preset": "curl", "rl_augment": "naive"},
-                "curl, aux batch/2": {"preset": "curl", "batch_size": args.ppo_batch // 2},
-            },
-            0.8,
-        ),
+        "ppo": ("none", _ppo_arms(args), None),
         "sac": (
             "aug",
             {"aug": "aug", "curl": "curl", "curl, aux batch/2": {"preset": "curl", "batch_size": args.sac_batch // 2}},
             0.7,
         ),
     }
+    if args.env != "synthetic" and args.algo != "ppo":
+        parser.error("--env with a preset measures PPO only; add --algo ppo")
     algos = ["ppo", "sac"] if args.algo == "both" else [args.algo]
     print("| algo | arm | env steps/s | ratio to baseline | target |")
     print("|---|---|---|---|---|")
@@ -119,7 +183,12 @@ def main() -> None:
         rates = measure(algo, arms, args)
         for label, rate in rates.items():
             ratio = rate / rates[base]
-            verdict = "baseline" if label == base else (f">= {target}x " + ("met" if ratio >= target else "MISSED"))
+            goal = target if target is not None else _target(label)
+            verdict = (
+                "baseline"
+                if label == base
+                else ("" if goal is None else f">= {goal}x " + ("met" if ratio >= goal else "MISSED"))
+            )
             print(f"| {algo} | {label} | {rate:.1f} | {ratio:.2f}x | {verdict} |")
 
 

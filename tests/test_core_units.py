@@ -169,3 +169,32 @@ def test_presets_resolve_and_bad_values_fail_with_fix() -> None:
     for value, needle in bad:
         with pytest.raises(ValueError, match=needle):
             resolve_aux_config(value)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_in_place_photometric_augmentations_equal_the_formulas_and_leave_the_input(dtype: torch.dtype) -> None:
+    from curl_rl.auxiliary.augmentations import ColorJitter, GaussianNoise, Intensity, _luma, _uniform
+
+    images = torch.randint(0, 256, (8, 6, 12, 12), dtype=torch.uint8).to(dtype)
+    before = images.clone()
+    frames = images.float().reshape(8, 2, 3, 12, 12)
+
+    gen = torch.Generator().manual_seed(3)
+    factor = (1.0 + 0.05 * torch.randn(8, generator=gen).clamp(-2.0, 2.0)).view(8, 1, 1, 1)
+    expected = (images.float() * factor).clamp(0.0, 255.0)
+    assert torch.equal(Intensity(0.05)(images, torch.Generator().manual_seed(3)), expected)
+
+    gen = torch.Generator().manual_seed(4)
+    noise = torch.randn((8, 1, 3, 12, 12), generator=gen) * 8.0
+    expected = (frames + noise).clamp(0.0, 255.0).reshape(images.shape)
+    assert torch.equal(GaussianNoise(8.0, 3)(images, torch.Generator().manual_seed(4)), expected)
+
+    gen = torch.Generator().manual_seed(5)
+    b, c, s = [_uniform(8, 0.8, 1.2, gen, images.device).view(8, 1, 1, 1, 1) for _ in range(3)]
+    jittered = frames * b
+    mean = jittered.mean(dim=(2, 3, 4), keepdim=True)
+    jittered = (jittered - mean) * c + mean
+    gray = _luma(jittered)
+    expected = ((jittered - gray) * s + gray).clamp(0.0, 255.0).reshape(images.shape)
+    assert torch.equal(ColorJitter(0.2, 3)(images, torch.Generator().manual_seed(5)), expected)
+    assert torch.equal(images, before)  # in-place arithmetic works on a copy, never on the caller's batch

@@ -223,8 +223,10 @@ def test_dict_inputs_images_hides_the_other_keys_from_the_auxiliary_task(dict_in
     )
     image = torch.randint(0, 256, (4, 6, 36, 36), dtype=torch.uint8)
     vec_a, vec_b = torch.rand(4, 2), 10 * torch.rand(4, 2)
+    # the RL loss sees every key either way (it hid them before the fix)
+    assert torch.equal(model._aux_augment_rl({"image": image, "vec": vec_a})["vec"], vec_a)
     assert torch.equal(
-        model.aux_head.augment({"image": image, "vec": vec_a})["vec"] == 0, torch.full((4, 2), dict_inputs == "images")
+        model.aux_head.aux_view({"image": image, "vec": vec_a})["vec"] == 0, torch.full((4, 2), dict_inputs == "images")
     )
 
     def aux_loss(vec: torch.Tensor) -> float:

@@ -39,6 +39,7 @@ class CurlA2C(OnPolicyAuxMixin, A2C):
 
         # Update optimizer learning rate
         self._update_learning_rate(self.policy.optimizer)
+        self._aux_begin_train()  # curl_rl
 
         # This will only loop once (get all data in one go)
         for rollout_data in self.rollout_buffer.get(batch_size=None):

@@ -38,7 +38,39 @@ NAN_MESSAGE = (
 )
 SelfAlgo = TypeVar("SelfAlgo")
 ObsVar = TypeVar("ObsVar", torch.Tensor, dict[str, torch.Tensor])
-FutureFn = Callable[[int], tuple[ObsT | None, ObsT, torch.Tensor, torch.Tensor]]
+
+
+@dataclasses.dataclass
+class FutureWindows:
+    """``o_{t+1..t+K}`` for the rows of a batch, with the actions in between.
+
+    :param anchor_obs: the rows' own ``o_t`` when the windows come with their own anchors (replay
+        sequences); ``None`` when they belong to the rows of the batch being trained on.
+    :param future_obs: ``(B, K, ...)`` raw future observations, or ``None`` when ``future_keys`` holds
+        their key embeddings already.
+    :param actions: ``(B, K, ...)`` the actions ``a_t .. a_{t+K-1}``.
+    :param valid: ``(B, K)`` bool; False past an episode end.
+    :param future_keys: ``(B, K, latent)`` key embeddings of the future frames (PPO's ``views="rollout"``).
+    """
+
+    anchor_obs: ObsT | None
+    future_obs: ObsT | None
+    actions: torch.Tensor
+    valid: torch.Tensor
+    future_keys: torch.Tensor | None = None
+
+    def first_rows(self, rows: int) -> FutureWindows:
+        """The windows of the first ``rows`` rows."""
+        return FutureWindows(
+            None if self.anchor_obs is None else _take(self.anchor_obs, rows),
+            None if self.future_obs is None else _take(self.future_obs, rows),
+            self.actions[:rows],
+            self.valid[:rows],
+            None if self.future_keys is None else self.future_keys[:rows],
+        )
+
+
+FutureFn = Callable[[int], FutureWindows]
 
 
 def collapse_message(config: AuxConfig) -> str:
@@ -438,6 +470,16 @@ class AuxAlgorithmMixin:
         assert self.aux_head is not None
         return self.aux_head.augment(obs)  # type: ignore[return-value]
 
+    def _aux_first_view(self, obs: ObsT) -> ObsT:
+        """The anchor's view of ``obs`` when the RL forward did not provide it (a fresh augmentation;
+        PPO/A2C with ``views="rollout"`` return the view drawn for the rollout)."""
+        assert self.aux_head is not None
+        return self.aux_head.augment(obs)
+
+    def _aux_cached_keys(self, rows: int) -> torch.Tensor | None:
+        """Key embeddings of the first ``rows`` rows of the current batch, if computed already."""
+        return None
+
     def _aux_weight(self) -> float:
         cfg = self.aux_config
         done = 1.0 - float(self._current_progress_remaining)
@@ -485,8 +527,8 @@ class AuxAlgorithmMixin:
         :param obs: the raw (un-augmented) observations of the RL minibatch.
         :param anchor_features: online features of the RL loss's augmented view of ``obs`` (tapped
             from the RL forward pass); ``None`` computes the anchor here.
-        :param futures: callable ``horizon -> (anchor_obs, future_obs, actions, valid)`` giving
-            future windows; ``anchor_obs is None`` means they belong to the rows of ``obs``.
+        :param futures: callable ``horizon -> FutureWindows``; windows whose ``anchor_obs`` is
+            ``None`` belong to the rows of ``obs``.
         :param ids: ``(B,)`` identity of each row's frame, so that a frame seen again (PPO's
             epochs, queued keys) is never its own negative; ``None`` if rows are all distinct.
         :return: scalar loss to add to the RL loss.
@@ -507,23 +549,26 @@ class AuxAlgorithmMixin:
             # the RL forward saw every key; the auxiliary anchor must see the images only
             anchor_features = None
         if anchor_features is None:
-            anchor_features = head.encode_online(encoder, head.augment(obs))
+            anchor_features = head.encode_online(encoder, head.hide_non_images(self._aux_first_view(obs)))
         total = torch.zeros((), device=self.device)
         if cfg.instance != "none":
-            out = head.instance_loss(anchor_features, obs, ids)
+            out = head.instance_loss(anchor_features, obs, ids, key=self._aux_cached_keys(_batch_rows(obs)))
             total = total + out.loss
             self._aux_record("instance", out.loss, out.metrics)
         if cfg.future != "none":
             windows = futures(cfg.future_k) if futures is not None else None
             if windows is None:
                 raise RuntimeError("this algorithm gave no future windows for the future objective")
-            anchor_obs, future_obs, actions, valid = windows
-            if anchor_obs is None and rows is not None:
-                future_obs, actions, valid = _take(future_obs, rows), actions[:rows], valid[:rows]
+            if windows.anchor_obs is None and rows is not None:
+                windows = windows.first_rows(rows)
             future_anchor = (
-                anchor_features if anchor_obs is None else head.encode_online(encoder, head.augment(anchor_obs))
+                anchor_features
+                if windows.anchor_obs is None
+                else head.encode_online(encoder, head.aux_view(windows.anchor_obs))
             )
-            out = head.future_loss(future_anchor, future_obs, actions, valid)
+            out = head.future_loss(
+                future_anchor, windows.future_obs, windows.actions, windows.valid, windows.future_keys
+            )
             total = total + cfg.future_weight * out.loss
             self._aux_record("future", out.loss, out.metrics)
         finite = torch.isfinite(total)

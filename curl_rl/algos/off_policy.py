@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space
 
-from curl_rl.algos.aux_mixin import AuxAlgorithmMixin, features_extractor_is_custom
+from curl_rl.algos.aux_mixin import AuxAlgorithmMixin, FutureWindows, features_extractor_is_custom
 from curl_rl.algos.routing import routed_policy
 from curl_rl.auxiliary.augmentations import infer_frame_channels
-from curl_rl.auxiliary.head import ObsT
 from curl_rl.buffers.replay import PixelReplayBuffer, SequenceReplayBuffer
 
 
@@ -66,7 +64,7 @@ class OffPolicyAuxMixin(AuxAlgorithmMixin):
                     "Use curl_rl.buffers.replay.PixelReplayBuffer or SequenceReplayBuffer"
                 )
 
-    def _replay_futures(self, horizon: int) -> tuple[ObsT, ObsT, th.Tensor, th.Tensor]:
+    def _replay_futures(self, horizon: int) -> FutureWindows:
         batch = self.aux_config.batch_size or self.batch_size
         seq = self.replay_buffer.sample_sequences(batch, horizon, env=self._vec_normalize_env)
-        return seq.observations[:, 0], seq.observations[:, 1:], seq.actions, seq.valid[:, 1:]
+        return FutureWindows(seq.observations[:, 0], seq.observations[:, 1:], seq.actions, seq.valid[:, 1:])

@@ -5,7 +5,7 @@
 ``"consistent"`` recomputes the old log-probs and values on the same ``aug(s)`` with a snapshot of
 the rollout's parameters, so the ratio starts at exactly 1; ``"drac"`` keeps the loss on ``s`` and
 adds DrAC's regularisers from one extra forward of ``aug(s)`` (which doubles as the contrastive
-anchor).
+anchor). ``views`` decides how often those views are drawn (see :mod:`curl_rl.algos.rollout_views`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import torch as th
 from gymnasium import spaces
 
-from curl_rl.algos.aux_mixin import AuxAlgorithmMixin, features_extractor_is_custom
+from curl_rl.algos.aux_mixin import AuxAlgorithmMixin, FutureWindows, _batch_rows, _take, features_extractor_is_custom
+from curl_rl.algos.rollout_views import RolloutViews, draw_rollout_views, select_rows
 from curl_rl.auxiliary.drac import drac_regularisers
 from curl_rl.auxiliary.feature_tap import FeatureTap
 from curl_rl.auxiliary.head import ObsT
@@ -47,7 +48,7 @@ class OnPolicyAuxMixin(AuxAlgorithmMixin):
         self.rollout_start_step = int(self.num_timesteps)
         return bool(super().collect_rollouts(*args, **kwargs))  # type: ignore[misc]
 
-    def _rollout_futures(self, horizon: int) -> tuple[ObsT | None, ObsT, th.Tensor, th.Tensor]:
+    def _rollout_futures(self, horizon: int) -> FutureWindows:
         buf = self.rollout_buffer
         if not hasattr(buf, "future_windows"):
             raise TypeError(
@@ -55,9 +56,15 @@ class OnPolicyAuxMixin(AuxAlgorithmMixin):
                 "leave rollout_buffer_class unset"
             )
         rows, action_rows, valid = buf.future_windows(buf.last_batch_inds, horizon)
-        obs = th.as_tensor(buf.observations[rows]).to(self.device)  # stays uint8 until the device
         actions = th.as_tensor(buf.actions[action_rows]).to(self.device)
-        return None, obs, actions, th.as_tensor(valid).to(self.device)
+        valid_t = th.as_tensor(valid).to(self.device)
+        views = self._aux_rollout_views
+        if views is not None and views.keys is not None:
+            # the future frames' keys were encoded with the rollout's views: no observation to gather
+            keys = views.keys[th.as_tensor(rows, device=self.device)]
+            return FutureWindows(None, None, actions, valid_t, future_keys=keys)
+        obs = th.as_tensor(buf.observations[rows]).to(self.device)  # stays uint8 until the device
+        return FutureWindows(None, obs, actions, valid_t)
 
     def _rollout_frame_ids(self) -> th.Tensor | None:
         """A unique id per frame of this rollout (unique across rollouts too: it includes the
@@ -70,12 +77,31 @@ class OnPolicyAuxMixin(AuxAlgorithmMixin):
 
     # -- how the RL loss sees augmentation -----------------------------------------------------
     def _excluded_save_params(self) -> list[str]:
-        # the snapshot is rebuilt from the policy at every train() call
-        return [*super()._excluded_save_params(), "_aux_old_policy"]
+        # the snapshot and the rollout's views are rebuilt at every train() call
+        return [*super()._excluded_save_params(), "_aux_old_policy", "_aux_rollout_views"]
+
+    @property
+    def _aux_rollout_views(self) -> RolloutViews | None:
+        return getattr(self, "_aux_views", None)
+
+    def _aux_batch_rows(self) -> th.Tensor:
+        return th.as_tensor(self.rollout_buffer.last_batch_inds, device=self.device)
 
     def _aux_begin_train(self) -> None:
-        """Once per ``train()``, before any update: snapshot the rollout policy for "consistent"."""
-        if self.aux_head is None or self._rl_augment != "consistent":
+        """Once per ``train()``, before any update: draw the rollout's views (``views="rollout"``),
+        or snapshot the rollout policy for "consistent"."""
+        self._aux_views: RolloutViews | None = None
+        if self.aux_head is None:
+            return
+        if self.aux_config.views == "rollout":
+            self._aux_views = draw_rollout_views(
+                self,
+                consistent=self._rl_augment == "consistent",
+                keys=self.aux_config.has_loss,
+                chunk=int(getattr(self, "batch_size", None) or 256),
+            )
+            return
+        if self._rl_augment != "consistent":
             return
         if getattr(self, "_aux_old_policy", None) is None:
             # the optimizer is not part of the snapshot (memo maps it to None)
@@ -94,6 +120,11 @@ class OnPolicyAuxMixin(AuxAlgorithmMixin):
         """
         if self.aux_head is None or self._rl_augment != "consistent":
             return rollout_data.old_log_prob, rollout_data.old_values
+        views = self._aux_rollout_views
+        if views is not None:
+            assert views.old_log_prob is not None and views.old_values is not None
+            rows = self._aux_batch_rows()
+            return views.old_log_prob[rows], views.old_values[rows]
         with th.no_grad():
             values, log_prob, _ = self._aux_old_policy.evaluate_actions(obs_rl, actions)
         return log_prob, values.flatten()
@@ -114,9 +145,31 @@ class OnPolicyAuxMixin(AuxAlgorithmMixin):
         # SB3 keeps the last forward's torch distribution here; take it before the next forward
         dist_s = self.policy.action_dist.distribution
         with FeatureTap(self.policy.features_extractor, self.aux_config.has_loss) as aug_tap:
-            values_aug, _, _ = self.policy.evaluate_actions(self.aux_head.augment(obs), actions)
+            values_aug, _, _ = self.policy.evaluate_actions(self._aux_first_view(obs), actions)
         out = drac_regularisers(
             dist_s, values, self.policy.action_dist.distribution, values_aug, self.aux_config.drac_weight
         )
         self._aux_record("drac", out.loss, out.metrics)
         return out.loss, aug_tap.features
+
+    def _aux_augment_rl(self, obs: Any) -> Any:
+        views = self._aux_rollout_views
+        if views is None or not self._aux_uses_rl_augmentation:
+            return super()._aux_augment_rl(obs)
+        return select_rows(views.first, self._aux_batch_rows())
+
+    def _aux_first_view(self, obs: ObsT) -> ObsT:
+        views = self._aux_rollout_views
+        if views is None:
+            return super()._aux_first_view(obs)
+        return _take(select_rows(views.first, self._aux_batch_rows()), _batch_rows(obs))
+
+    def _aux_cached_keys(self, rows: int) -> th.Tensor | None:
+        views = self._aux_rollout_views
+        if views is None or views.keys is None:
+            return None
+        return views.keys[self._aux_batch_rows()][:rows]
+
+    def _aux_log(self) -> None:
+        self._aux_views = None  # the views are of this rollout only; free them before the next one
+        super()._aux_log()

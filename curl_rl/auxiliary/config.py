@@ -31,6 +31,8 @@ RL_AUGMENT_MODES = ("auto", "none", "naive", "consistent", "drac")
 #: and for the off-policy algorithms, where augmenting replay batches is DrQ/RAD and sound
 ON_POLICY_RL_AUGMENT = "consistent"
 OFF_POLICY_RL_AUGMENT = "naive"
+#: how often PPO/A2C draw a frame's augmented views (see ``AuxConfig.views``)
+VIEW_REFRESH = ("minibatch", "rollout")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,14 @@ class AuxConfig:
         un-augmented observations plus DrAC's regularisers ``KL(pi(.|s) || pi(.|aug s))`` and
         ``(V(s) - V(aug s))^2`` with weight ``drac_weight``. ``"auto"``: the measured on-policy
         default (:data:`ON_POLICY_RL_AUGMENT`) for PPO/A2C, ``"naive"`` off-policy.
+    :param views: PPO/A2C only: how often a frame's augmented views are drawn. ``"minibatch"``
+        (RAD, DrAC): fresh views at every minibatch of every epoch, keys from the key encoder of
+        that moment. ``"rollout"``: each frame's two views are drawn once per ``train()`` call and
+        reused in every epoch; "consistent"'s old estimates and the key embeddings (instance keys
+        and future targets alike, one key per frame) are computed once, at the start of
+        ``train()``, by the rollout's parameters and the key encoder of that moment (which then
+        lags by up to the call's updates, as MoCo's queued keys do). Cheaper by one encoder
+        forward per frame and epoch, and by ``future_k`` more for future objectives.
     :param drac_weight: DrAC's ``alpha_r``, the weight of its two regularisers (paper: 0.1).
     :param crop_size: output side of ``"crop"``; the policy acts on the centre crop.
     :param pad: replicate padding of ``"shift"`` (DrQ uses 4 at 84x84).
@@ -98,6 +108,7 @@ class AuxConfig:
     name: str = "custom"
     augment: tuple[str, ...] = ()
     rl_augment: str = "none"
+    views: str = "minibatch"
     drac_weight: float = 0.1
     crop_size: int | None = None
     pad: int = 4
@@ -149,6 +160,11 @@ class AuxConfig:
         :return: ``"none"``, ``"naive"``, ``"consistent"`` or ``"drac"``.
         :raises ValueError: a mode the algorithm cannot run, naming the ones it can.
         """
+        if kind == "off_policy" and self.views != "minibatch":
+            raise ValueError(
+                f"aux config: views={self.views!r} reuses the views of an on-policy rollout; SAC/TD3/DQN sample a "
+                "new batch at every update. Use views='minibatch' (the default)"
+            )
         if not self.augment or self.rl_augment == "none":
             return "none"
         mode = self.rl_augment
@@ -194,6 +210,7 @@ class AuxConfig:
         _check_choice("nan_policy", self.nan_policy, NAN_POLICIES)
         _check_choice("dict_inputs", self.dict_inputs, DICT_INPUTS)
         _check_choice("rl_augment", self.rl_augment, RL_AUGMENT_MODES)
+        _check_choice("views", self.views, VIEW_REFRESH)
         for aug in self.augment:
             _check_choice("augment", aug, AUGMENTATION_NAMES)
 

@@ -173,17 +173,24 @@ class AuxiliaryHead(nn.Module):
 
     # -- augmentation and encoding ---------------------------------------------------------
     def augment(self, obs: ObsT) -> ObsT:
-        """Augment image observations (each image key of a Dict); other keys pass through, or are
-        zeroed with ``dict_inputs="images"`` (so the auxiliary task must be solved from the images)."""
+        """Augment image observations (each image key of a Dict); other keys pass through unchanged.
+        This is the view the RL loss sees; the auxiliary task's views come from :meth:`aux_view`."""
         if isinstance(obs, dict):
-            blank = self.config.dict_inputs == "images"
             return {
-                k: self.augmentations[k](v, self.generator)
-                if k in self.augmentations
-                else (torch.zeros_like(v) if blank else v)
-                for k, v in obs.items()
+                k: self.augmentations[k](v, self.generator) if k in self.augmentations else v for k, v in obs.items()
             }
         return self.augmentations[None](obs, self.generator)
+
+    def hide_non_images(self, obs: ObsT) -> ObsT:
+        """With ``dict_inputs="images"``, zero a Dict's non-image keys, so the auxiliary task must be
+        solved from the images; otherwise ``obs`` itself."""
+        if not isinstance(obs, dict) or self.config.dict_inputs != "images":
+            return obs
+        return {k: v if k in self.augmentations else torch.zeros_like(v) for k, v in obs.items()}
+
+    def aux_view(self, obs: ObsT) -> ObsT:
+        """A fresh augmented view for the auxiliary task (non-image keys hidden per ``dict_inputs``)."""
+        return self.hide_non_images(self.augment(obs))
 
     def encode_online(self, encoder: nn.Module, obs: ObsT) -> torch.Tensor:
         """Features of the online encoder for raw (already augmented) observations."""
@@ -194,7 +201,13 @@ class AuxiliaryHead(nn.Module):
         return self.key_encoder(self._preprocess(obs))
 
     # -- losses ------------------------------------------------------------------------------
-    def instance_loss(self, anchor_features: torch.Tensor, obs: ObsT, ids: torch.Tensor | None = None) -> LossOutput:
+    def instance_loss(
+        self,
+        anchor_features: torch.Tensor,
+        obs: ObsT,
+        ids: torch.Tensor | None = None,
+        key: torch.Tensor | None = None,
+    ) -> LossOutput:
         """Two views of one frame: the anchor (first view, online) against a second view (key).
 
         :param anchor_features: online features of the first augmented view (with gradient).
@@ -202,11 +215,14 @@ class AuxiliaryHead(nn.Module):
         :param ids: ``(B,)`` identity of each row's frame; keys of the same frame (in the batch
             or in the queue) are never negatives for it. ``None``: rows are distinct frames and
             queued keys are treated as other frames.
+        :param key: the rows' key embeddings when already computed (PPO's ``views="rollout"``);
+            ``None`` encodes a fresh view of ``obs``.
         :return: loss and diagnostics.
         """
         cfg = self.config
         query = self.projector(anchor_features)
-        key = self.encode_key(self.augment(obs))
+        if key is None:
+            key = self.encode_key(self.aux_view(obs))
         if cfg.instance == "triplet":
             out = triplet_loss(
                 query, key, margin=cfg.triplet_margin, mining=cfg.triplet_mining, generator=self.generator
@@ -241,9 +257,10 @@ class AuxiliaryHead(nn.Module):
     def future_loss(
         self,
         anchor_features: torch.Tensor,
-        future_obs: ObsT,
+        future_obs: ObsT | None,
         actions: torch.Tensor,
         valid: torch.Tensor,
+        future_keys: torch.Tensor | None = None,
     ) -> LossOutput:
         """Predict the key embeddings of ``o_{t+1..t+K}`` from the anchor ``o_t``.
 
@@ -251,14 +268,21 @@ class AuxiliaryHead(nn.Module):
         :param future_obs: raw ``o_{t+1..t+K}``, shaped ``(B, K, ...)``.
         :param actions: ``a_t .. a_{t+K-1}`` as stored, ``(B, K, ...)``.
         :param valid: ``(B, K)`` bool; False where the future lies past an episode end.
+        :param future_keys: ``(B, K, latent)`` key embeddings of those frames when already computed
+            (PPO's ``views="rollout"``); then ``future_obs`` is not read.
         :return: loss and diagnostics.
         """
         cfg = self.config
         z = self.projector(anchor_features)
+        if future_keys is None and future_obs is None:
+            raise ValueError("future_loss needs future_obs or future_keys")
         if cfg.future == "temporal":
             # ATC compares o_t with o_{t+k} only
-            target_obs = _index_time(future_obs, -1)
-            key = self.encode_key(self.augment(target_obs))
+            if future_keys is not None:
+                key = future_keys[:, -1]
+            else:
+                assert future_obs is not None
+                key = self.encode_key(self.aux_view(_index_time(future_obs, -1)))
             assert self.temporal_predictor is not None
             out = info_nce(
                 self.temporal_predictor(z), key, weight=self.W_future, temperature=cfg.temperature, mask=valid[:, -1]
@@ -267,8 +291,11 @@ class AuxiliaryHead(nn.Module):
             return out
         assert self.transition is not None and self.future_predictor is not None
         k = valid.shape[1]
-        flat = _flatten_time(future_obs)
-        targets = self.encode_key(self.augment(flat)).reshape(z.shape[0], k, -1)
+        if future_keys is not None:
+            targets = future_keys
+        else:
+            assert future_obs is not None
+            targets = self.encode_key(self.aux_view(_flatten_time(future_obs))).reshape(z.shape[0], k, -1)
         act = encode_actions(actions, self.action_space)
         losses: list[torch.Tensor] = []
         metrics_sum: dict[str, torch.Tensor] = {}
