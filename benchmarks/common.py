@@ -39,6 +39,32 @@ class SyntheticPixelEnv(gym.Env):
         return self._frames[self.t % 16], float(self.np_random.random()), False, self.t >= self.episode_len, {}
 
 
+def synthetic_ppo(aux: Any, n_steps: int, batch_size: int, n_epochs: int, **kwargs: Any) -> Any:
+    """CurlPPO on :class:`SyntheticPixelEnv` with CURL's encoder (50 features), seed 0.
+
+    :param aux: the auxiliary objective.
+    :param n_steps: rollout length.
+    :param batch_size: minibatch size.
+    :param n_epochs: epochs per rollout.
+    :param kwargs: more CurlPPO keywords (size/channels go to the env as ``size``/``channels``).
+    """
+    from curl_rl import CurlEncoder, CurlPPO
+
+    env = SyntheticPixelEnv(kwargs.pop("size", 84), kwargs.pop("channels", 9))
+    policy_kwargs = dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(features_dim=50))
+    return CurlPPO(
+        "CnnPolicy",
+        env,
+        aux=aux,
+        n_steps=n_steps,
+        batch_size=batch_size,
+        n_epochs=n_epochs,
+        policy_kwargs=policy_kwargs,
+        seed=0,
+        **kwargs,
+    )
+
+
 def machine_description() -> str:
     """One line naming the CPU, core count, torch version and allocator settings."""
     cpu = platform.processor() or platform.machine()

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import SyntheticPixelEnv, machine_description, stamp
+from benchmarks.common import SyntheticPixelEnv, machine_description, stamp, synthetic_ppo
 from curl_rl import CurlEncoder, CurlPPO, CurlSAC
 
 #: glibc settings: "tuned" keeps freed memory instead of returning it (run_study.sh sets it)
@@ -59,15 +59,15 @@ def _build(algo: str, aux: Any, args: argparse.Namespace) -> Any:
     # every arm gets the same, explicit speed switches, so only the objective differs
     common = dict(policy_kwargs=policy_kwargs, seed=0, device=args.device, performance=args.performance)
     if algo == "ppo":
-        env = SyntheticPixelEnv(args.size, args.channels)
-        return CurlPPO(
-            "CnnPolicy",
-            env,
-            aux=aux,
-            n_steps=args.ppo_n_steps,
-            batch_size=args.ppo_batch,
-            n_epochs=args.ppo_epochs,
-            **common,
+        return synthetic_ppo(
+            aux,
+            args.ppo_n_steps,
+            args.ppo_batch,
+            args.ppo_epochs,
+            size=args.size,
+            channels=args.channels,
+            device=args.device,
+            performance=args.performance,
         )
     env = SyntheticPixelEnv(args.size, args.channels, continuous=True)
     return CurlSAC(
@@ -122,9 +122,15 @@ def _target(label: str) -> float | None:
 
 def _run_allocators(names: list[str]) -> None:
     """Run this script once per allocator setting, each in a fresh process, and print their tables."""
-    argv = [a for a in sys.argv[1:]]
-    i = argv.index("--allocators")
-    del argv[i : i + 2]
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip or arg.startswith("--allocators="):
+            skip = False
+            continue
+        if arg == "--allocators":
+            skip = True
+            continue
+        argv.append(arg)
     for name in names:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
         env.update(ALLOCATORS[name])

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import SyntheticPixelEnv, machine_description, stamp
-from curl_rl import CurlEncoder, CurlPPO
+from benchmarks.common import machine_description, stamp, synthetic_ppo
+from curl_rl import CurlPPO
 
 
 class PhaseClock:
@@ -88,17 +88,8 @@ def timed_backward(clock: PhaseClock) -> Iterator[None]:
 
 
 def profile_arm(arm: str, args: argparse.Namespace) -> tuple[dict[str, float], float]:
-    env = SyntheticPixelEnv(args.size, args.channels)
-    model = CurlPPO(
-        "CnnPolicy",
-        env,
-        aux=arm,
-        n_steps=args.n_steps,
-        batch_size=args.batch,
-        n_epochs=args.epochs,
-        policy_kwargs=dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(features_dim=50)),
-        seed=0,
-        device="cpu",
+    model = synthetic_ppo(
+        arm, args.n_steps, args.batch, args.epochs, size=args.size, channels=args.channels, device="cpu"
     )
     model.learn(args.n_steps)  # warm-up, untimed
     clock = PhaseClock()
