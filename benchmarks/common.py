@@ -65,6 +65,29 @@ def synthetic_ppo(aux: Any, n_steps: int, batch_size: int, n_epochs: int, **kwar
     )
 
 
+def preset_ppo(env: str, aux: Any, **kwargs: Any) -> Any:
+    """CurlPPO with an env preset's own env, encoder and PPO settings (``preset_kwargs``), seed 0.
+
+    :param env: env preset name (``distractor-easy``).
+    :param aux: an auxiliary preset name, or a dict naming one (``"preset"``) with the arm's own overrides
+        (e.g. ``views``), applied on top of the preset's (e.g. its searched weight).
+    :param kwargs: more CurlPPO keywords (``device``, ``performance``).
+    """
+    import dataclasses
+
+    from curl_rl import CurlPPO, preset_kwargs
+    from curl_rl.auxiliary.config import resolve_aux_config
+    from curl_rl.envs import make_vec_env
+    from curl_rl.envs.presets import load_preset
+
+    preset = load_preset(env)
+    vec_env = make_vec_env(env, n_envs=int(preset.algos["ppo"].get("n_envs", 1)), seed=0)
+    overrides = {"preset": aux} if isinstance(aux, str) else dict(aux)
+    settings = preset_kwargs(env, "ppo", aux=overrides.pop("preset"))
+    settings["aux"] = dataclasses.replace(resolve_aux_config(settings["aux"]), **overrides)
+    return CurlPPO("CnnPolicy", vec_env, **settings, seed=0, **kwargs)
+
+
 def machine_description() -> str:
     """One line naming the CPU, core count, torch version and allocator settings."""
     cpu = platform.processor() or platform.machine()

@@ -27,34 +27,17 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import SyntheticPixelEnv, machine_description, stamp, synthetic_ppo
-from curl_rl import CurlEncoder, CurlPPO, CurlSAC
+from benchmarks.common import SyntheticPixelEnv, machine_description, preset_ppo, stamp, synthetic_ppo
+from curl_rl import CurlEncoder, CurlSAC
 
 #: glibc settings: "tuned" keeps freed memory instead of returning it (run_study.sh sets it)
 ALLOCATORS = {"default": {}, "tuned": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}}
 PPO_TARGETS = {"curl": 0.85, "curl+future": 0.7, "spr": 0.7}
 
 
-def _build_preset_ppo(aux: Any, args: argparse.Namespace) -> Any:
-    from curl_rl import preset_kwargs
-    from curl_rl.auxiliary.config import resolve_aux_config
-    from curl_rl.envs import make_vec_env
-    from curl_rl.envs.presets import load_preset
-
-    preset = load_preset(args.env)
-    env = make_vec_env(args.env, n_envs=int(preset.algos["ppo"].get("n_envs", 1)), seed=0)
-    aux_dict = {"preset": aux} if isinstance(aux, str) else dict(aux)
-    settings = preset_kwargs(args.env, "ppo", aux=aux_dict.pop("preset"))
-    if aux_dict:  # the arm's own overrides (views) on top of the preset's
-        import dataclasses
-
-        settings["aux"] = dataclasses.replace(resolve_aux_config(settings["aux"]), **aux_dict)
-    return CurlPPO("CnnPolicy", env, **settings, seed=0, device=args.device, performance=args.performance)
-
-
 def _build(algo: str, aux: Any, args: argparse.Namespace) -> Any:
     if algo == "ppo" and args.env != "synthetic":
-        return _build_preset_ppo(aux, args)
+        return preset_ppo(args.env, aux, device=args.device, performance=args.performance)
     policy_kwargs = dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(features_dim=50))
     # every arm gets the same, explicit speed switches, so only the objective differs
     common = dict(policy_kwargs=policy_kwargs, seed=0, device=args.device, performance=args.performance)

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import machine_description, stamp, synthetic_ppo
+from benchmarks.common import machine_description, preset_ppo, stamp, synthetic_ppo
 from curl_rl import CurlPPO
 
 
@@ -88,9 +88,14 @@ def timed_backward(clock: PhaseClock) -> Iterator[None]:
 
 
 def profile_arm(arm: str, args: argparse.Namespace) -> tuple[dict[str, float], float]:
-    model = synthetic_ppo(
-        arm, args.n_steps, args.batch, args.epochs, size=args.size, channels=args.channels, device="cpu"
-    )
+    aux = {"preset": arm, "views": args.views}
+    if args.env == "synthetic":
+        model = synthetic_ppo(
+            aux, args.n_steps, args.batch, args.epochs, size=args.size, channels=args.channels, device="cpu"
+        )
+    else:
+        model = preset_ppo(args.env, aux, device="cpu")
+    args.n_steps = model.n_steps * model.n_envs
     model.learn(args.n_steps)  # warm-up, untimed
     clock = PhaseClock()
     instrument(model, clock)
@@ -105,6 +110,8 @@ def profile_arm(arm: str, args: argparse.Namespace) -> tuple[dict[str, float], f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arms", default="none,curl,curl+future,spr")
+    parser.add_argument("--env", default="synthetic", help="'synthetic' or a preset name (its own settings)")
+    parser.add_argument("--views", default="minibatch", choices=("minibatch", "rollout"), help="aux views mode")
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--size", type=int, default=84)
     parser.add_argument("--channels", type=int, default=9)
@@ -116,10 +123,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     arms = args.arms.split(",")
     print(f"# PPO iteration profile — {stamp()}\n# machine: {machine_description()}")
-    print(
-        f"# obs {args.size}x{args.size}x{args.channels}, CurlEncoder, n_steps {args.n_steps} batch {args.batch} "
-        f"epochs {args.epochs}, {args.iterations} iterations per arm; seconds per iteration (share of the arm's time)"
-    )
+    if args.env == "synthetic":
+        print(
+            f"# obs {args.size}x{args.size}x{args.channels}, CurlEncoder, n_steps {args.n_steps} batch {args.batch} "
+            f"epochs {args.epochs}, views={args.views}, {args.iterations} iterations per arm; "
+            "seconds per iteration (share of the arm's time)"
+        )
+    else:
+        print(
+            f"# env preset {args.env}: its env, encoder and PPO settings, views={args.views}, {args.iterations} "
+            "iterations per arm; seconds per iteration (share of the arm's time)"
+        )
     results = {arm: profile_arm(arm, args) for arm in arms}
     phases = sorted({p for totals, _ in results.values() for p in totals}, key=lambda p: (p == "other", p))
     print("| phase | " + " | ".join(arms) + " |")

@@ -132,3 +132,16 @@ def test_info_nce_own_frame_is_never_a_negative() -> None:
     # row 2 (id 7) drops key 0 and queue[1]: keeps key 1 and queue[0]
     row2 = -math.log(math.e / (math.e + 2))
     assert math.isclose(out.loss.item(), (row0 + row1 + row2) / 3, rel_tol=1e-6)
+
+
+def test_cosine_prediction_over_steps_equals_one_call_per_step() -> None:
+    gen = torch.Generator().manual_seed(0)
+    p, z = torch.randn(6, 3, 4, generator=gen), torch.randn(6, 3, 4, generator=gen)
+    mask = torch.rand(6, 3, generator=gen) > 0.4
+    mask[:, 2] = False  # an all-masked step counts as 0, like a (B, D) call with no valid row
+    out = cosine_prediction_loss(p, z, mask)
+    per_step = [cosine_prediction_loss(p[:, j], z[:, j], mask[:, j]) for j in range(3)]
+    assert torch.allclose(out.loss, torch.stack([s.loss for s in per_step]).mean(), atol=1e-6)
+    assert torch.allclose(out.metrics["pos_sim"], torch.stack([s.metrics["pos_sim"] for s in per_step]).mean())
+    unmasked = [cosine_prediction_loss(p[:, j], z[:, j]).loss for j in range(3)]
+    assert torch.allclose(cosine_prediction_loss(p, z).loss, torch.stack(unmasked).mean(), atol=1e-6)

@@ -145,3 +145,32 @@ def test_batch_subset_and_queue_and_a2c_run(tmp_path: Path) -> None:
 def test_off_policy_refuses_rollout_views() -> None:
     with pytest.raises(ValueError, match="views='minibatch'"):
         CurlSAC("CnnPolicy", DotEnv(continuous=True), aux={"preset": "curl", "views": "rollout"}, buffer_size=100)
+
+
+@pytest.mark.parametrize("future_loss", ["cosine", "infonce"])
+def test_future_loss_equals_one_prediction_per_step(future_loss: str) -> None:
+    """The K predictions go through the predictor and the loss at once; the maths is SPR's per-step one."""
+    from curl_rl.auxiliary.head import encode_actions
+    from curl_rl.auxiliary.losses import cosine_prediction_loss, info_nce
+
+    model = _ppo("curl+future", "minibatch", future_loss=future_loss)
+    head = model.aux_head
+    gen = torch.Generator().manual_seed(1)
+    b, k = 8, head.config.future_k
+    anchor = torch.randn(b, head.latent_dim, generator=gen)
+    keys = torch.randn(b, k, head.latent_dim, generator=gen)
+    actions = torch.randint(0, 4, (b, k, 1), generator=gen)
+    valid = torch.rand(b, k, generator=gen) > 0.3
+    out = head.future_loss(anchor, None, actions, valid, future_keys=keys)
+    z, act, losses = head.projector(anchor), encode_actions(actions, head.action_space), []
+    for j in range(k):
+        z = head.transition(z, act[:, j])
+        pred = head.future_predictor(z)
+        if future_loss == "cosine":
+            losses.append(cosine_prediction_loss(pred, keys[:, j], valid[:, j]).loss)
+        else:
+            step = info_nce(
+                pred, keys[:, j], weight=head.W_future, temperature=head.config.temperature, mask=valid[:, j]
+            )
+            losses.append(step.loss)
+    assert torch.allclose(out.loss, torch.stack(losses).mean(), atol=1e-5)

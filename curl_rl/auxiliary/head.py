@@ -297,22 +297,32 @@ class AuxiliaryHead(nn.Module):
             assert future_obs is not None
             targets = self.encode_key(self.aux_view(_flatten_time(future_obs))).reshape(z.shape[0], k, -1)
         act = encode_actions(actions, self.action_space)
-        losses: list[torch.Tensor] = []
-        metrics_sum: dict[str, torch.Tensor] = {}
+        steps: list[torch.Tensor] = []
         for j in range(k):
             z = self.transition(z, act[:, j])
-            pred = self.future_predictor(z)
-            if cfg.future_loss == "cosine":
-                step = cosine_prediction_loss(pred, targets[:, j], valid[:, j])
-            else:
+            steps.append(z)
+        # the predictor and the cosine loss take all K steps at once (per-step means, averaged over
+        # steps, as one call per step would give): far fewer small ops, which dominate on a CPU
+        predictions = self.future_predictor(torch.stack(steps, dim=1).flatten(0, 1)).reshape(*targets.shape)
+        if cfg.future_loss == "cosine":
+            out = cosine_prediction_loss(predictions, targets, valid)
+        else:
+            losses: list[torch.Tensor] = []
+            metrics_sum: dict[str, torch.Tensor] = {}
+            for j in range(k):
                 step = info_nce(
-                    pred, targets[:, j], weight=self.W_future, temperature=cfg.temperature, mask=valid[:, j]
+                    predictions[:, j],
+                    targets[:, j],
+                    weight=self.W_future,
+                    temperature=cfg.temperature,
+                    mask=valid[:, j],
                 )
-            losses.append(step.loss)
-            for name, value in step.metrics.items():
-                metrics_sum[name] = metrics_sum.get(name, torch.zeros_like(value)) + value / k
-        metrics_sum["valid_fraction"] = valid.float().mean()
-        return LossOutput(torch.stack(losses).mean(), metrics_sum)
+                losses.append(step.loss)
+                for name, value in step.metrics.items():
+                    metrics_sum[name] = metrics_sum.get(name, torch.zeros_like(value)) + value / k
+            out = LossOutput(torch.stack(losses).mean(), metrics_sum)
+        out.metrics["valid_fraction"] = valid.float().mean()
+        return out
 
     # -- state -------------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:

@@ -202,11 +202,20 @@ def cosine_prediction_loss(
     """Negative-free prediction loss (SPR/BYOL): ``2 - 2 cos(p, z)``, i.e. the squared distance
     of the L2-normalised vectors.
 
-    :param prediction: ``(B, D)`` predictions (with gradient).
-    :param target: ``(B, D)`` targets (no gradient).
-    :param mask: ``(B,)`` bool of rows that count.
+    With a step axis (``(B, K, D)``, SPR's K future steps) the loss is each step's masked mean over
+    the batch, averaged over the steps, as K separate ``(B, D)`` calls would give.
+
+    :param prediction: ``(B, D)`` or ``(B, K, D)`` predictions (with gradient).
+    :param target: targets of the same shape (no gradient).
+    :param mask: ``(B,)`` or ``(B, K)`` bool of rows that count.
     :return: loss and diagnostics ``pos_sim`` (mean cosine).
     """
-    cos = (F.normalize(prediction, dim=1) * F.normalize(target, dim=1)).sum(dim=1)
-    loss = _masked_mean(2.0 - 2.0 * cos, mask)
-    return LossOutput(loss, {"pos_sim": _masked_mean(cos.detach(), mask)})
+    cos = (F.normalize(prediction, dim=-1) * F.normalize(target, dim=-1)).sum(dim=-1)
+    if cos.dim() == 1:
+        return LossOutput(_masked_mean(2.0 - 2.0 * cos, mask), {"pos_sim": _masked_mean(cos.detach(), mask)})
+    weights = torch.ones_like(cos) if mask is None else mask.to(cos.dtype)
+    # clamp keeps an all-masked step at 0 instead of 0/0, as _masked_mean does
+    counts = weights.sum(dim=0).clamp(min=1.0)
+    loss = (((2.0 - 2.0 * cos) * weights).sum(dim=0) / counts).mean()
+    pos_sim = ((cos.detach() * weights).sum(dim=0) / counts).mean()
+    return LossOutput(loss, {"pos_sim": pos_sim})
