@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     envs = sub.add_parser("envs", help="list env presets (--template: a commented preset for your own env)")
     envs.add_argument("--template", action="store_true", help="print a commented preset YAML to start your own env")
     sub.add_parser("arms", aliases=["presets"], help="list auxiliary arms and their settings")
+    # parsed by rl_zoo3's own scripts (main() hands every argument after "zoo" to them)
+    sub.add_parser("zoo", help="rl_zoo3's train/enjoy/plots with curl_ppo, curl_sac, ... ([zoo] extra)", add_help=False)
     return parser
 
 
@@ -539,14 +541,26 @@ _COMMANDS = {
 }
 
 
+def _zoo(arguments: list[str]) -> int:
+    try:
+        from curl_rl.experiment.zoo import main as zoo_main
+    except ImportError as exc:
+        print(f"curl-rl zoo: error: {exc}", file=sys.stderr)
+        return 2
+    return zoo_main(arguments)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``curl-rl``.
 
     :param argv: arguments (default ``sys.argv[1:]``).
     :return: the exit code.
     """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["zoo"]:
+        return _zoo(arguments[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         return _COMMANDS[args.command](args)
     except UsageError as exc:
