@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 import torch
+import yaml
 
 from benchmarks.common import SyntheticPixelEnv, machine_description, preset_ppo, stamp, synthetic_ppo
 from curl_rl import CurlEncoder, CurlSAC
@@ -93,6 +94,11 @@ def _ppo_arms(args: argparse.Namespace) -> dict[str, Any]:
     for preset in args.ppo_arms.split(","):
         for views in ("minibatch", "rollout"):
             arms[f"{preset}, views={views}"] = {"preset": preset, "views": views}
+    for variant in args.ppo_variant:
+        key, _, raw = variant.partition("=")
+        value = yaml.safe_load(raw)
+        for preset in args.ppo_arms.split(","):
+            arms[f"{preset}, views=rollout, {key}={raw}"] = {"preset": preset, "views": "rollout", key: value}
     if args.env == "synthetic":
         # RAD's naive ratio: what the sound objective's extra forward costs (views=minibatch)
         arms["curl, naive ratio"] = {"preset": "curl", "rl_augment": "naive"}
@@ -126,6 +132,13 @@ def main() -> None:
     parser.add_argument("--algo", choices=["ppo", "sac", "both"], default="both")
     parser.add_argument("--env", default="synthetic", help="'synthetic' or a preset name (PPO only)")
     parser.add_argument("--ppo-arms", default="curl,curl+future,spr", help="auxiliary presets measured on PPO")
+    parser.add_argument(
+        "--ppo-variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also measure each PPO preset with views=rollout and this AuxConfig override (repeatable)",
+    )
     parser.add_argument("--allocators", default="", help="comma list of " + ", ".join(ALLOCATORS))
     parser.add_argument("--size", type=int, default=84)
     parser.add_argument("--channels", type=int, default=9)

@@ -6,6 +6,10 @@ arithmetic, minibatch indexing, logging). On CUDA the numbers would need synchro
 script is for the CPU.
 
     python -m benchmarks.profile_ppo --arms none,curl,curl+future,spr --iterations 3
+    python -m benchmarks.profile_ppo --env distractor-easy --views rollout --threads 2 --ops 8
+
+``--ops N`` adds, per arm, torch.profiler's N costliest operators (self CPU time) of one
+``train()`` call and how many encoder forwards with gradient that call ran.
 """
 
 from __future__ import annotations
@@ -88,13 +92,7 @@ def timed_backward(clock: PhaseClock) -> Iterator[None]:
 
 
 def profile_arm(arm: str, args: argparse.Namespace) -> tuple[dict[str, float], float]:
-    aux = {"preset": arm, "views": args.views}
-    if args.env == "synthetic":
-        model = synthetic_ppo(
-            aux, args.n_steps, args.batch, args.epochs, size=args.size, channels=args.channels, device="cpu"
-        )
-    else:
-        model = preset_ppo(args.env, aux, device="cpu")
+    model = _build(arm, args)
     args.n_steps = model.n_steps * model.n_envs
     model.learn(args.n_steps)  # warm-up, untimed
     clock = PhaseClock()
@@ -105,6 +103,37 @@ def profile_arm(arm: str, args: argparse.Namespace) -> tuple[dict[str, float], f
             model.learn(args.n_steps * args.iterations, reset_num_timesteps=False)
         wall = time.perf_counter() - t0
     return dict(clock.total), wall
+
+
+def op_table(arm: str, args: argparse.Namespace) -> str:
+    """torch.profiler's costliest operators of one train() call of a fresh, warmed-up model."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = _build(arm, args)
+    model.learn(2 * model.n_steps * model.n_envs)  # two iterations: warm-up, untimed
+    forwards = [0]
+    hook = model.policy.features_extractor.register_forward_hook(
+        lambda *_: forwards.__setitem__(0, forwards[0] + int(torch.is_grad_enabled()))
+    )
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        model.train()
+        wall = time.perf_counter() - t0
+    hook.remove()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[: args.ops]
+    lines = [f"### {arm}: one train() call {wall:.2f} s, {forwards[0]} encoder forwards with gradient"]
+    lines += ["| operator | self CPU ms | calls |", "|---|---:|---:|"]
+    lines += [f"| {e.key} | {e.self_cpu_time_total / 1000:.0f} | {e.count} |" for e in events]
+    return "\n".join(lines)
+
+
+def _build(arm: str, args: argparse.Namespace) -> CurlPPO:
+    aux = {"preset": arm, "views": args.views}
+    if args.env == "synthetic":
+        return synthetic_ppo(
+            aux, args.n_steps, args.batch, args.epochs, size=args.size, channels=args.channels, device="cpu"
+        )
+    return preset_ppo(args.env, aux, device="cpu")
 
 
 def main() -> None:
@@ -119,6 +148,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ops", type=int, default=0, help="also list the N costliest operators per arm")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     arms = args.arms.split(",")
@@ -148,6 +178,9 @@ def main() -> None:
     walls = [results[arm][1] / args.iterations for arm in arms]
     print("| **iteration** | " + " | ".join(f"**{w:.3f}**" for w in walls) + " |")
     print("| ratio to first arm (steps/s) | " + " | ".join(f"{walls[0] / w:.2f}x" for w in walls) + " |")
+    if args.ops:
+        for arm in arms:
+            print("\n" + op_table(arm, args))
 
 
 if __name__ == "__main__":
