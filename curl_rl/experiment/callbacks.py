@@ -714,3 +714,28 @@ class ProgressBarCallback(BaseCallback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def run_logging_callbacks(
+    evaluation: EvaluationCallback, hparams: Mapping[str, Any], images_every: int, images_n: int = 4
+) -> list[BaseCallback]:
+    """What every run logs, the CLI's and :class:`~curl_rl.experiment.curl_callbacks.CurlCallbacks`':
+    the evaluation, the anchor/positive image grid and the HParams tab with the final return and
+    probe R² of that evaluation.
+
+    :param evaluation: the run's evaluation callback (its last values fill the HParams tab).
+    :param hparams: the run's hyperparameters.
+    :param images_every: gradient updates between image grids (0: none).
+    :param images_n: observations per grid.
+    :return: the callbacks, evaluation first.
+    """
+    callbacks: list[BaseCallback] = [evaluation]
+    if images_every > 0:
+        callbacks.append(AugmentationGridCallback(images_every, images_n))
+    callbacks.append(
+        HParamsCallback(
+            hparams,
+            final_values=lambda: {"mean_return": evaluation.last_mean_return, "probe_r2": evaluation.last_probe_r2},
+        )
+    )
+    return callbacks

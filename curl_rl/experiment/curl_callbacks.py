@@ -16,11 +16,10 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from curl_rl.experiment.callbacks import (
-    AugmentationGridCallback,
     AuxMetricsWriter,
     EvaluationCallback,
-    HParamsCallback,
     aux_metric_tags,
+    run_logging_callbacks,
 )
 from curl_rl.experiment.config import plain
 from curl_rl.results.probe import RepresentationProbe, collect_probe_frames
@@ -92,21 +91,12 @@ class CurlCallbacks(BaseCallback):
             probe=probe,
             aux_writer=self.aux_writer,
         )
-        evaluation = self.evaluation
-        children: list[BaseCallback] = [evaluation]
-        if self.images_every > 0 and aux_config is not None:
-            children.append(AugmentationGridCallback(self.images_every))
         hparams = {
             "algo": type(model).__name__,
             "aux": plain(aux_config.to_dict()) if aux_config is not None else "none",
         }
-        children.append(
-            HParamsCallback(
-                hparams,
-                final_values=lambda: {"mean_return": evaluation.last_mean_return, "probe_r2": evaluation.last_probe_r2},
-            )
-        )
-        self._children = CallbackList(children)
+        images_every = self.images_every if aux_config is not None else 0
+        self._children = CallbackList(run_logging_callbacks(self.evaluation, hparams, images_every))
         self._children.init_callback(model)
 
     def _on_training_start(self) -> None:

@@ -37,7 +37,7 @@ import gymnasium as gym
 import torch
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
@@ -45,14 +45,13 @@ from curl_rl.envs import make_env, make_vec_env
 from curl_rl.experiment import checkpoint as _checkpoint
 from curl_rl.experiment.build import build_model, check_runs_buildable, effective_hyperparams
 from curl_rl.experiment.callbacks import (
-    AugmentationGridCallback,
     AuxMetricsWriter,
     EmbeddingProjectorCallback,
     EvaluationCallback,
     EvalVideoCallback,
-    HParamsCallback,
     ProgressBarCallback,
     aux_metric_tags,
+    run_logging_callbacks,
 )
 from curl_rl.experiment.config import ExperimentConfig, TensorBoardSettings, UsageError, plain
 from curl_rl.experiment.determinism import versions
@@ -384,16 +383,8 @@ class Run:
             aux_writer=self.aux_writer,
             on_evaluation=on_evaluation,
         )
-        callbacks: list[BaseCallback] = [evaluation]
         tb = spec.tensorboard
-        if tb.images_every > 0:
-            callbacks.append(AugmentationGridCallback(tb.images_every, tb.images_n))
-        callbacks.append(
-            HParamsCallback(
-                _hparams(spec, model),
-                final_values=lambda: {"mean_return": evaluation.last_mean_return, "probe_r2": evaluation.last_probe_r2},
-            )
-        )
+        callbacks = run_logging_callbacks(evaluation, _hparams(spec, model), tb.images_every, tb.images_n)
         if tb.embeddings and probe_data is not None:
             callbacks.append(EmbeddingProjectorCallback(probe_data))
         if tb.video:
