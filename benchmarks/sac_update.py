@@ -8,6 +8,12 @@ within each repetition, so machine noise hits both alike; medians and the old/ne
 reported per thread count.
 
     python -m benchmarks.sac_update --old d3d5e4e --threads 1,2 --updates 10 --reps 3
+    python -m benchmarks.sac_update --sides old,new,new+auto,new+bf16
+
+Sides: ``old`` (the ``--old`` commit), ``new`` (this tree, ``performance="off"``: the exact
+arithmetic), ``new+auto`` (``performance="auto"``, what ``curl-rl`` runs: channels_last on a CPU,
+same numbers up to kernel rounding) and ``new+bf16`` (bf16 autocast for the encoders: opt-in, it
+changes the numerics; refused on a CPU without native bf16, as this one).
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ def _worker(args: argparse.Namespace) -> None:
         seed=0,
         device="cpu",
     )
+    if args.performance:
+        kwargs["performance"] = json.loads(args.performance)
     # what the newer code can do (CURL's own frequencies and taus) it is asked to do
     if "actor_update_freq" in inspect.signature(CurlSAC.__init__).parameters:
         kwargs.update(encoder_tau=0.05, actor_update_freq=2, alpha_lr=1e-4, alpha_betas=(0.5, 0.999))
@@ -81,8 +89,19 @@ def _worktree(rev: str) -> Path:
     return path
 
 
-def _measure(repo: Path, threads: int, args: argparse.Namespace) -> dict[str, float]:
+#: side -> (tree, performance argument as JSON; None: the constructor's default)
+SIDES: dict[str, tuple[str, str | None]] = {
+    "old": ("old", None),
+    "new": ("new", '"off"'),
+    "new+auto": ("new", '"auto"'),
+    "new+bf16": ("new", '{"bf16": true}'),
+}
+
+
+def _measure(repo: Path, threads: int, args: argparse.Namespace, performance: str | None) -> dict[str, float]:
     cmd = [sys.executable, "-m", "benchmarks.sac_update", "--worker", "--repo", str(repo)]
+    if performance is not None:
+        cmd += ["--performance", performance]
     cmd += ["--threads", str(threads), "--updates", str(args.updates), "--batch", str(args.batch)]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
@@ -97,7 +116,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sides", default="old,new", help=f"comma list of {', '.join(SIDES)}")
     parser.add_argument("--repo", default=str(ROOT), help=argparse.SUPPRESS)
+    parser.add_argument("--performance", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         args.threads = int(args.threads)
@@ -106,21 +127,26 @@ def main() -> None:
 
     from benchmarks.common import machine_description, stamp
 
+    sides = args.sides.split(",")
+    if "old" not in sides or any(side not in SIDES for side in sides):
+        parser.error(f"--sides: a comma list of {', '.join(SIDES)}, with old")
     trees = {"old": _worktree(args.old), "new": ROOT}
     print(f"# CurlSAC('curl') update, batch {args.batch}, 100->84 crop, 9 channels; {stamp()}")
     print(f"# {machine_description()}")
     print(f"# old = {args.old}, new = this tree; {args.reps} alternating repetitions of {args.updates} updates")
-    print("| threads | old update (s) | new update (s) | speed-up old/new | encoder fwd+bwd floor (s) | new / floor |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| threads | side | update (s) | speed-up over old | encoder fwd+bwd floor (s) | update / floor |")
+    print("|---:|---|---:|---:|---:|---:|")
     for threads in (int(t) for t in args.threads.split(",")):
-        runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+        runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
         for _ in range(args.reps):
-            for side, tree in trees.items():
-                runs[side].append(_measure(tree, threads, args))
+            for side in sides:
+                tree, performance = SIDES[side]
+                runs[side].append(_measure(trees[tree], threads, args, performance))
         old = statistics.median(r["update_s"] for r in runs["old"])
-        new = statistics.median(r["update_s"] for r in runs["new"])
-        floor = statistics.median(r["floor_s"] for r in runs["new"])
-        print(f"| {threads} | {old:.3f} | {new:.3f} | {old / new:.2f}x | {floor:.3f} | {new / floor:.2f} |")
+        for side in sides:
+            update = statistics.median(r["update_s"] for r in runs[side])
+            floor = statistics.median(r["floor_s"] for r in runs[side])
+            print(f"| {threads} | {side} | {update:.3f} | {old / update:.2f}x | {floor:.3f} | {update / floor:.2f} |")
 
 
 if __name__ == "__main__":
