@@ -78,6 +78,9 @@ def test_train_through_the_zoo_builds_the_aux_config_of_the_yaml(tmp_path: Path)
     # the zoo writes an OrderedDict (and reads it back the same way)
     saved = yaml.load((model_zip.parent / "curl_rl-Distractor-v0" / "config.yml").read_text(), Loader=yaml.UnsafeLoader)
     assert dict(saved)["aux"] == {"preset": "curl", "weight": 0.03, "crop_size": 56}
+    # the zoo's enjoy script loads the model through the same registry
+    enjoy = ["zoo", "enjoy", "--algo", "curl_ppo", "--env", "curl_rl/Distractor-v0", "-f", str(tmp_path)]
+    assert cli_main([*enjoy, "--no-render", "-n", "50"]) == 0
 
 
 def _small_ppo_sampler(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict:
