@@ -4,8 +4,8 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 EXTRAS ?= dev,classic,atari,dmc,zoo
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: install demo test test-slow lint typecheck format bench bench-gpu clean
 
