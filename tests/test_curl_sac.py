@@ -129,14 +129,17 @@ def test_alpha_has_its_own_learning_rate_and_betas() -> None:
     assert model.log_ent_coef.exp().item() == pytest.approx(0.1, rel=0.01)  # CURL's initial temperature
 
 
-def test_each_batch_is_encoded_as_few_times_as_the_maths_allows() -> None:
-    model = _curl_sac()
+@pytest.mark.parametrize("key_encoder", ["target", "own"])
+def test_each_batch_is_encoded_as_few_times_as_the_maths_allows(key_encoder: str) -> None:
+    model = _curl_sac(key_encoder=key_encoder)
     assert model.aux_head is not None
     trunks = {
         "critic": getattr(*trunk_and_head(model.critic.features_extractor)[:2]),
         "target": getattr(*trunk_and_head(model.critic_target.features_extractor)[:2]),
         "key": getattr(*trunk_and_head(model.aux_head.key_encoder.target[0])[:2]),
     }
+    if key_encoder == "target":
+        assert trunks.pop("key") is trunks["target"]
     calls: dict[str, list[bool]] = {name: [] for name in trunks}
     handles = [
         trunk.register_forward_hook(lambda *_, _n=name: calls[_n].append(torch.is_grad_enabled()))
@@ -149,9 +152,40 @@ def test_each_batch_is_encoded_as_few_times_as_the_maths_allows() -> None:
     for h in handles:
         h.remove()
     # obs: one critic pass with grad (critic loss, anchor, actor, alpha); next_obs: one online pass
-    # (next action) and one target pass; the positive view: one key-encoder pass
-    assert calls == {"critic": [False, True], "target": [False], "key": [False]}
+    # (next action) and one target pass; the positive view: one key-encoder pass (CURL: the target's)
+    if key_encoder == "target":
+        assert calls == {"critic": [False, True], "target": [False, False]}
+    else:
+        assert calls == {"critic": [False, True], "target": [False], "key": [False]}
     assert backward == [1]
+
+
+def test_keys_come_from_the_target_critics_encoder_as_in_curls_code(tmp_path: Any) -> None:
+    model = _curl_sac()  # CURL_PAPER_SAC: key_encoder="target"
+    head = model.aux_head
+    assert head is not None
+    model.train(gradient_steps=3, batch_size=16)  # the target moved at updates 0 and 2, not 1
+    frames = torch.randint(0, 256, (4, *model.observation_space.shape), dtype=torch.uint8)
+    with torch.no_grad():
+        target = model.critic_target.extract_features(frames, model.critic_target.features_extractor)
+    torch.testing.assert_close(head.encode_key(frames), target, rtol=0, atol=0)
+    model.save(tmp_path / "m.zip")
+    loaded = CurlSAC.load(tmp_path / "m.zip", device="cpu")
+    assert loaded.aux_head is not None
+    assert loaded.aux_head.key_encoder.target[0] is loaded.critic_target.features_extractor
+    torch.testing.assert_close(loaded.aux_head.encode_key(frames), target, rtol=0, atol=0)
+
+
+def test_key_encoder_target_refuses_settings_it_would_ignore() -> None:
+    with pytest.raises(ValueError, match=r"aux tau=0.01.*key_encoder='own'"):
+        _curl_sac(aux={"preset": "curl", "tau": 0.01})
+    with pytest.raises(ValueError, match="projection_dim=8"):
+        _curl_sac(aux={"preset": "curl", "projection_dim": 8})
+    with pytest.raises(ValueError, match="routing='curl'"):
+        _curl_sac(routing="sb3")
+    with pytest.raises(ValueError, match="key_encoder='mine'"):
+        _curl_sac(key_encoder="mine")
+    _curl_sac(aux="aug")  # the baselines run with the same settings: no keys, nothing to refuse
 
 
 def test_bad_curl_settings_are_refused_with_the_fix() -> None:

@@ -20,6 +20,7 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
+from torch import nn
 from torch.nn import functional as F
 
 from curl_rl.algos.off_policy import OffPolicyAuxMixin
@@ -45,6 +46,7 @@ CURL_PAPER_SAC: dict[str, Any] = {
     "ent_coef": "auto_0.1",
     "alpha_lr": 1e-4,
     "alpha_betas": (0.5, 0.999),
+    "key_encoder": "target",
     "policy_kwargs": {
         "net_arch": [1024, 1024],
         "features_extractor_class": CurlEncoder,
@@ -71,6 +73,11 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         under ``routing="curl"`` (SB3 counts that one within each ``train()`` call).
     :param alpha_lr: learning rate of the entropy coefficient (CURL: 1e-4); ``None``: ``learning_rate``.
     :param alpha_betas: Adam betas of the entropy coefficient (CURL: (0.5, 0.999)); ``None``: Adam's.
+    :param key_encoder: where the contrastive keys come from under ``routing="curl"``: ``"target"``
+        (CURL's code: the target critic's encoder, moved by the critic's soft update with
+        ``encoder_tau`` every ``target_update_interval`` updates; the aux ``tau`` and
+        ``update_period`` must equal those) or ``"own"`` (the head's own EMA copy of the critic's
+        encoder, with the aux ``tau`` and ``update_period``).
     """
 
     _routed_policy_class = CurlRoutedSACPolicy
@@ -84,6 +91,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         actor_update_freq: int = 1,
         alpha_lr: float | None = None,
         alpha_betas: tuple[float, float] | None = None,
+        key_encoder: str = "own",
         **kwargs: Any,
     ) -> None:
         if encoder_tau is not None and not 0.0 < encoder_tau <= 1.0:
@@ -94,6 +102,9 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
             raise ValueError(f"alpha_lr={alpha_lr} must be > 0 (CURL: 1e-4), or None to use learning_rate")
         if alpha_betas is not None and (len(alpha_betas) != 2 or not all(0.0 <= b < 1.0 for b in alpha_betas)):
             raise ValueError(f"alpha_betas={alpha_betas} must be two numbers in [0, 1) (CURL: (0.5, 0.999))")
+        if key_encoder not in ("own", "target"):
+            raise ValueError(f"key_encoder={key_encoder!r} must be 'target' (CURL's code) or 'own'")
+        self.key_encoder = key_encoder
         self.encoder_tau = encoder_tau
         self.actor_update_freq = int(actor_update_freq)
         self.alpha_lr = alpha_lr
@@ -107,6 +118,36 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
             lr = self.alpha_lr if self.alpha_lr is not None else self.lr_schedule(1)
             assert self.log_ent_coef is not None
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=lr, betas=betas)
+        if self.key_encoder == "target":
+            self._keys_from_target_critic()
+
+    def _keys_from_target_critic(self) -> None:
+        """Make the target critic's encoder the key encoder, as CURL's code does (``key_encoder="target"``).
+
+        Without a contrastive loss (the ``aug``/``none`` baselines run with the same settings) there
+        are no keys, so nothing changes.
+        """
+        head, cfg = self.aux_head, self.aux_config
+        if head is None or cfg.instance == "none":
+            return
+        if not self._uses_curl_update():
+            raise ValueError(
+                "key_encoder='target' belongs to CURL's update (routing='curl' with a CurlEncoder or NatureCNN, "
+                "no gSDE); use key_encoder='own' here"
+            )
+        if cfg.projection_dim:
+            raise ValueError(
+                f"key_encoder='target': the keys are the target encoder's features, but aux projection_dim="
+                f"{cfg.projection_dim} projects the anchors; set projection_dim=None or use key_encoder='own'"
+            )
+        encoder_tau = self.tau if self.encoder_tau is None else self.encoder_tau
+        if (cfg.tau, cfg.update_period) != (encoder_tau, self.target_update_interval):
+            raise ValueError(
+                f"key_encoder='target': the keys move with the target critic's encoder (tau {encoder_tau} every "
+                f"{self.target_update_interval} updates), not with aux tau={cfg.tau}, update_period="
+                f"{cfg.update_period}; make them equal or use key_encoder='own'"
+            )
+        head.key_encoder.follow(nn.Sequential(self.critic_target.features_extractor, head.projector))
 
     def _uses_curl_update(self) -> bool:
         return self._resolved_routing() == "curl" and getattr(self.policy, "conv_tied", False) and not self.use_sde

@@ -52,6 +52,19 @@ class MomentumEncoder(nn.Module):
         self.update_period = update_period
         # a Python counter (saved as extra state): a tensor counter would need a host sync per step
         self.num_steps = 0
+        self.follows_other = False
+
+    def follow(self, module: nn.Module) -> None:
+        """Use ``module`` itself as the key encoder; from now on :meth:`step` never moves it.
+
+        For an algorithm whose own target network already is the EMA the keys need (CURL's SAC:
+        the key encoder *is* the target critic's encoder, moved by the critic's soft update). An
+        own copy on the same schedule would still differ: its period starts one step apart.
+
+        :param module: a module with this copy's architecture, moved by its owner.
+        """
+        self.target = module
+        self.follows_other = True
 
     def step(self, online: nn.Module) -> None:
         """Count one gradient step; every ``update_period`` steps move the copy towards ``online``.
@@ -59,7 +72,7 @@ class MomentumEncoder(nn.Module):
         :param online: the online module (same architecture as the copy).
         """
         self.num_steps += 1
-        if self.num_steps % self.update_period == 0:
+        if self.num_steps % self.update_period == 0 and not self.follows_other:
             ema_update(online, self.target, self.tau)
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:

@@ -464,7 +464,7 @@ def _dict(where: str, value: Any) -> dict[str, Any]:
 #: keywords the Curl algorithm classes add to their SB3 parent's (presets may set them);
 #: tests/test_envs_presets.py checks this against the classes' signatures
 CURL_RL_ALGO_PARAMS: dict[str, frozenset[str]] = {
-    "sac": frozenset({"encoder_tau", "actor_update_freq", "alpha_lr", "alpha_betas"}),
+    "sac": frozenset({"encoder_tau", "actor_update_freq", "alpha_lr", "alpha_betas", "key_encoder"}),
 }
 
 
