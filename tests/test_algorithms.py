@@ -70,6 +70,20 @@ def test_other_presets_run(algo: str, aux: str) -> None:
         assert 0.0 < logged["aux/future/valid_fraction"] <= 1.0
 
 
+@pytest.mark.parametrize("algo", ["ppo", "sac", "dqn"])
+def test_spr_targets_come_from_the_online_encoder_as_in_spr_with_augmentation(algo: str) -> None:
+    # SPR's README runs the augmented agent with --momentum-tau 1.: the target encoder (and
+    # projection) is the online one, copied each update; EMA 0.01 is its no-augmentation setting
+    model = make(algo, "spr")
+    model.learn(120)
+    head = model.aux_head
+    online = dict(head.online(model._aux_encoder).named_parameters())
+    target = dict(head.key_encoder.target.named_parameters())
+    assert online.keys() == target.keys()
+    for name, p in online.items():
+        assert torch.equal(p, target[name]), name
+
+
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_save_load_round_trip_continues(algo: str, tmp_path: Any) -> None:
     model = make(algo, "curl")

@@ -292,7 +292,9 @@ AUX_PRESETS: dict[str, dict[str, Any]] = {
         "tau": 0.01,
         "update_period": 1,
     },
-    # SPR: action-conditioned latent model rolled 5 steps, cosine to EMA targets, weight 5.
+    # SPR: action-conditioned latent model rolled 5 steps, cosine to the target encoder's
+    # embeddings, weight 5. With augmentation SPR's target encoder is the online one, copied every
+    # update (its README: `--momentum-tau 1.`; the EMA 0.01 is its no-augmentation setting).
     "spr": {
         "augment": ("shift", "intensity"),
         "rl_augment": "auto",
@@ -300,7 +302,7 @@ AUX_PRESETS: dict[str, dict[str, Any]] = {
         "future_k": 5,
         "future_loss": "cosine",
         "projection_dim": 128,
-        "tau": 0.01,
+        "tau": 1.0,
         "update_period": 1,
         "weight": 5.0,
     },
