@@ -152,3 +152,64 @@ def test_resume_takes_the_safe_overrides_and_refuses_the_rest(capsys: pytest.Cap
     assert all(group["lr"] == 3e-5 for group in model.aux_optimizer.param_groups)
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["aux"]["weight"] == 0.5 and "aux.weight=0.5" in saved["cli"]["set"]
+
+
+def test_sigterm_to_compare_stops_its_workers_and_leaves_resumable_runs(tmp_path: Path) -> None:
+    """``kill PID`` of a compare (or a scheduler's time limit) must not leave workers training on."""
+    import signal
+    import time
+
+    from curl_rl.envs.presets import ENV_PATH_VAR
+
+    tests = Path(__file__).resolve().parent
+    env = {
+        **os.environ,
+        ENV_PATH_VAR: str(tests / "envs"),
+        "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+    argv = [sys.executable, "-m", "curl_rl", "compare", "--env", "dots", "--algo", "ppo", "--arms", "curl"]
+    argv += ["--seeds", "1", "--steps", "1000000", "--jobs", "1", "--threads", "1", "--checkpoint-freq", "32"]
+    argv += ["--no-probe", "--set", "eval.freq=1000000"]
+    log = tmp_path / "compare.log"  # a file, not a pipe: orphaned workers would hold a pipe open
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    run = tmp_path / "runs" / "dots-ppo" / "curl" / "seed0"
+    deadline = time.monotonic() + 120
+    worker = None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (run / LOCK_NAME).exists() and any((run / "checkpoints").glob("*")):
+                worker = int(json.loads((run / LOCK_NAME).read_text())["pid"])
+                break
+            time.sleep(0.2)
+        assert worker is not None, log.read_text()[-3000:]
+        proc.send_signal(signal.SIGTERM)  # to compare alone, not its process group
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = log.read_text()
+    gone = time.monotonic() + 30
+    while time.monotonic() < gone and _pid_alive(worker):
+        time.sleep(0.2)
+    alive = _pid_alive(worker)
+    if alive:
+        os.kill(worker, signal.SIGKILL)
+    assert not alive, f"the worker (pid {worker}) kept training after compare got SIGTERM"
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+    assert "interrupted: runs in progress saved a checkpoint" in out
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["checkpoint"], status
+    assert not (run / LOCK_NAME).exists()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by its parent) counts as gone
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))

@@ -11,17 +11,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -292,6 +295,56 @@ def default_jobs(n_runs: int, config: ExperimentConfig, obs_bytes: int) -> int:
 
 # -- running --------------------------------------------------------------------------------------
 
+#: set when SIGTERM reached the compare process: its workers have to be told (see run_local)
+_TERMINATED = threading.Event()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    _TERMINATED.set()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``kill PID``, a scheduler's time limit) stops ``compare`` as
+    Ctrl-C does: runs in progress save an ``interrupted`` checkpoint and the workers exit.
+
+    Python's default for SIGTERM ends the process at once, leaving its worker processes training
+    on as orphans that keep their run folders locked; a rerun then finds those runs held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    _TERMINATED.clear()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_once(signum: int, frame: Any) -> None:
+    # the first SIGINT/SIGTERM interrupts the run, which then saves its checkpoint; a second one
+    # (Ctrl-C and a forwarded SIGINT, or a process-group SIGTERM and its forwarded SIGINT) must
+    # not cut that save short
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _worker_signals() -> None:
+    """Pool initializer: SIGINT and SIGTERM interrupt a worker's run once (see :func:`_interrupt_once`)."""
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
+
+
+def _interrupt_workers(pool: ProcessPoolExecutor) -> None:
+    # Ctrl-C at a terminal reaches every process of the group; SIGTERM sent to compare alone does not
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(ProcessLookupError, ValueError, AttributeError):
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGINT)
+
 
 def _mp_context() -> Any:
     methods = multiprocessing.get_all_start_methods()
@@ -372,7 +425,7 @@ def run_local(
     results: list[RunResult] = []
     ctx = _mp_context()
     while queue:
-        pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx, initializer=_worker_signals)
         pending: dict[Future[RunResult], RunSpec] = {}
         broken = False
         try:
@@ -403,6 +456,10 @@ def run_local(
                     if on_result is not None:
                         on_result(spec, result)
                 pending.clear()
+        except KeyboardInterrupt:
+            if _TERMINATED.is_set():
+                _interrupt_workers(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     return results
@@ -566,16 +623,19 @@ def compare(
         where = f"Ray ({address or 'local'})" if backend == "ray" else f"{jobs} worker process(es)"
         print(f"running {len(specs)} run(s) on {where} into {plan.experiment_dir}", file=out, flush=True)
         try:
-            if backend == "ray":
-                results = run_ray(specs, address, num_cpus=jobs, cpus_per_run=specs[0].threads or 1, on_result=report)
-            else:
-                results = run_local(specs, jobs, on_result=report, on_progress=_progress_printer(out))
+            with terminate_as_interrupt():
+                if backend == "ray":
+                    results = run_ray(
+                        specs, address, num_cpus=jobs, cpus_per_run=specs[0].threads or 1, on_result=report
+                    )
+                else:
+                    results = run_local(specs, jobs, on_result=report, on_progress=_progress_printer(out))
         except KeyboardInterrupt:
             print(
                 "interrupted: runs in progress saved a checkpoint; run the same command again to continue",
                 file=out,
             )
-            code = 130
+            code = 130 if not _TERMINATED.is_set() else 128 + signal.SIGTERM
     failed = [r for r in results if r.status != "done"]
     if failed and code == 0:
         code = 1
