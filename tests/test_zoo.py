@@ -72,12 +72,12 @@ def test_train_through_the_zoo_builds_the_aux_config_of_the_yaml(tmp_path: Path)
     [model_zip] = tmp_path.glob("curl_ppo/*_1/*.zip")
     model = CurlPPO.load(model_zip, device="cpu")
     assert model.aux_config.name == "curl"
-    assert model.aux_config.weight == pytest.approx(0.03)
+    assert model.aux_config.weight == pytest.approx(0.01)
     assert model.aux_config.crop_size == 56
     assert model.n_steps == 32 and model.n_envs == 2
     # the zoo writes an OrderedDict (and reads it back the same way)
     saved = yaml.load((model_zip.parent / "curl_rl-Distractor-v0" / "config.yml").read_text(), Loader=yaml.UnsafeLoader)
-    assert dict(saved)["aux"] == {"preset": "curl", "weight": 0.03, "crop_size": 56}
+    assert dict(saved)["aux"] == {"preset": "curl", "weight": 0.01, "crop_size": 56}
     # the zoo's enjoy script loads the model through the same registry
     enjoy = ["zoo", "enjoy", "--algo", "curl_ppo", "--env", "curl_rl/Distractor-v0", "-f", str(tmp_path)]
     assert cli_main([*enjoy, "--no-render", "-n", "50"]) == 0
@@ -119,7 +119,7 @@ def test_hyperparameter_search_samples_the_weight_and_keeps_the_yaml_block(
     assert all(zoo.AUX_WEIGHT_RANGE[0] <= w <= zoo.AUX_WEIGHT_RANGE[1] for w in weights)
     assert weights[0] != weights[1]
     for trial in done:
-        assert json.loads(trial.params["aux_base"]) == {"preset": "curl", "weight": 0.03, "crop_size": 56}
+        assert json.loads(trial.params["aux_base"]) == {"preset": "curl", "weight": 0.01, "crop_size": 56}
         # what --trial-id reloads: the YAML's block with the sampled weight, from the study alone
         kwargs = zoo_opt.HYPERPARAMS_CONVERTER["curl_ppo"](dict(trial.params))
         assert kwargs["aux"] == {"preset": "curl", "weight": trial.params["aux_weight"], "crop_size": 56}
