@@ -59,6 +59,8 @@ def test_run_folder_and_tensorboard_extras(tmp_path: Path) -> None:
     assert config["algo"]["n_steps"] == 32 and config["sb3_effective"]["gamma"] == 0.99
     assert config["env"]["preset"] == "dots" and config["run"]["seed"] == 0 and config["steps"] == 96
     assert config["versions"]["stable_baselines3"]
+    # what decides a CPU run's last bits, so runs from two machines can be told apart
+    assert config["versions"]["torch_cpu_capability"] and config["versions"]["cpu"]
     aux_rows = (run_dir / "aux_metrics.csv").read_text().splitlines()
     assert aux_rows[0].split(",") == [
         "timesteps",

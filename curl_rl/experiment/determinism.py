@@ -205,4 +205,20 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(terse=True),
+        # the kernels torch picks on a CPU follow its vector extensions, and PPO trajectories part
+        # on such last-bit differences: two machines gave different runs for one seed and command
+        "cpu": _cpu_model(),
+        "torch_cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "torch_threads": str(torch.get_num_threads()),
     }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
