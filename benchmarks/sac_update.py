@@ -64,6 +64,8 @@ def _worker(args: argparse.Namespace) -> None:
     # what the newer code can do (CURL's own frequencies and taus) it is asked to do
     if "actor_update_freq" in inspect.signature(CurlSAC.__init__).parameters:
         kwargs.update(encoder_tau=0.05, actor_update_freq=2, alpha_lr=1e-4, alpha_betas=(0.5, 0.999))
+    if "key_encoder" in inspect.signature(CurlSAC.__init__).parameters:
+        kwargs["key_encoder"] = "target"  # CURL_PAPER_SAC's: keys from the target critic's encoder
     model = CurlSAC("CnnPolicy", env, **kwargs)
     model.learn(args.batch)  # fills the buffer; the first update happens in train() below
     model.train(gradient_steps=2, batch_size=args.batch)  # warm-up (allocator, kernels)
