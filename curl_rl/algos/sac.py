@@ -140,7 +140,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
                 f"key_encoder='target': the keys are the target encoder's features, but aux projection_dim="
                 f"{cfg.projection_dim} projects the anchors; set projection_dim=None or use key_encoder='own'"
             )
-        encoder_tau = self.tau if self.encoder_tau is None else self.encoder_tau
+        encoder_tau = self._target_encoder_tau
         if (cfg.tau, cfg.update_period) != (encoder_tau, self.target_update_interval):
             raise ValueError(
                 f"key_encoder='target': the keys move with the target critic's encoder (tau {encoder_tau} every "
@@ -148,6 +148,11 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
                 f"{cfg.update_period}; make them equal or use key_encoder='own'"
             )
         head.key_encoder.follow(nn.Sequential(self.critic_target.features_extractor, head.projector))
+
+    @property
+    def _target_encoder_tau(self) -> float:
+        """The soft-update coefficient of the target critic's encoder (``encoder_tau``, else ``tau``)."""
+        return self.tau if self.encoder_tau is None else self.encoder_tau
 
     def _uses_curl_update(self) -> bool:
         return self._resolved_routing() == "curl" and getattr(self.policy, "conv_tied", False) and not self.use_sde
@@ -376,8 +381,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
 
             if update % self.target_update_interval == 0:
                 polyak_update(q_params, target_q, self.tau)
-                encoder_tau = self.tau if self.encoder_tau is None else self.encoder_tau
-                polyak_update(encoder_params, target_encoder, encoder_tau)
+                polyak_update(encoder_params, target_encoder, self._target_encoder_tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
             self._n_updates += 1
 

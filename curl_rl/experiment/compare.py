@@ -635,7 +635,7 @@ def compare(
                 "interrupted: runs in progress saved a checkpoint; run the same command again to continue",
                 file=out,
             )
-            code = 130 if not _TERMINATED.is_set() else 128 + signal.SIGTERM
+            code = 128 + (signal.SIGTERM if _TERMINATED.is_set() else signal.SIGINT)
     failed = [r for r in results if r.status != "done"]
     if failed and code == 0:
         code = 1

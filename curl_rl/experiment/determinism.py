@@ -12,6 +12,7 @@ Captured states are made of tensors, numbers, strings, tuples and dicts only, so
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import random
@@ -213,7 +214,9 @@ def versions() -> dict[str, str]:
     }
 
 
+@functools.cache
 def _cpu_model() -> str:
+    # read once per process: versions() is written with every checkpoint
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
             for line in cpuinfo:

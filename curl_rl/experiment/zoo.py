@@ -2,15 +2,15 @@
 
 ``curl-rl zoo train --algo curl_ppo --env curl_rl/Distractor-v0`` is ``python -m rl_zoo3.train``
 with five more algorithms (``curl_ppo``, ``curl_a2c``, ``curl_sac``, ``curl_td3``, ``curl_dqn``)
-and, for ``curl_ppo`` and ``curl_sac``, bundled hyperparameter files (``zoo_hyperparams/``), used
-when no ``--conf-file`` is given. A zoo hyperparameter entry takes an ``aux:`` block, passed to the
+and, for ``curl_ppo``, a bundled hyperparameter file (``zoo_hyperparams/``), used when no
+``--conf-file`` is given. A zoo hyperparameter entry takes an ``aux:`` block, passed to the
 class as its ``aux`` argument (a dict naming its ``preset``, as everywhere in curl_rl)::
 
     curl_rl/Distractor-v0:
       policy: CnnPolicy
       n_envs: 8
       n_timesteps: 32768
-      aux: {preset: curl, weight: 0.03, crop_size: 56}
+      aux: {preset: curl, weight: 0.01, crop_size: 56}
 
 From Python, call :func:`register` once, then use rl_zoo3 as usual (``rl_zoo3.train.train()``).
 
@@ -49,8 +49,8 @@ from curl_rl.algos import ALGOS
 #: zoo name -> curl_rl algorithm key; the zoo name is the base algorithm's zoo name with ``curl_``
 ZOO_NAMES = {f"curl_{algo}": algo for algo in ALGOS}
 
-#: log-uniform range of the auxiliary weight in hyperparameter search (the distractor-easy search
-#: chose 0.03; the presets' default is 1)
+#: log-uniform range of the auxiliary weight in hyperparameter search (the distractor-easy searches
+#: chose 0.03, then 0.01; the presets' default is 1)
 AUX_WEIGHT_RANGE = (1e-3, 1.0)
 
 #: auxiliary preset searched when the hyperparameter entry has no ``aux:`` block
