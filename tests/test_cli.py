@@ -155,7 +155,8 @@ def test_aux_that_the_observations_cannot_take(capsys: pytest.CaptureFixture[str
         capsys,
         ["compare", "--env", "dots", "--arms", "none,curl", "--set", "aux.augment=crop", "--set", "aux.crop_size=20"],
     )
-    assert "arm 'curl'" in err and "crop_size=20" in err
+    # none reads the same centre crop as the arms it is compared with, so it is the first refused
+    assert "arm 'none'" in err and "crop_size=20" in err
     _nothing_ran(tmp_path)
 
 
@@ -338,3 +339,44 @@ def test_a_budget_below_one_rollout_and_a_costly_evaluation_are_announced(capsys
     assert "18 evaluations x 10 episodes of up to 100 steps may take up to 18000 env steps" in err
     _resolve(build_parser().parse_args(["compare", "--env", "distractor-easy"]))
     assert "evaluations x" not in capsys.readouterr().err  # the preset's own schedule is cheap enough
+
+
+def test_none_arm_reads_the_centre_crop_when_the_other_arms_crop() -> None:
+    """CURL's pixel-SAC baseline: same encoder on the same 84-of-100 input, centre-cropped; before
+    this, ``none`` dropped every ``aux.*`` override and built a larger encoder on the whole frame."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from curl_rl import CenterCropExtractor
+    from curl_rl.envs.factory import make_env
+    from curl_rl.experiment.build import build_model
+
+    config = resolve_experiment(
+        env="dots-continuous", algo="sac", sets=["env.image_size=20", "aux.augment=[crop]", "aux.crop_size=16"]
+    )
+    none = config.aux_config("none")
+    assert none.augment == ("crop",) and none.crop_size == 16 and not none.is_active
+    extractors = {}
+    for arm in ("none", "curl"):
+        vec = DummyVecEnv([lambda: make_env(config.preset, 0)])
+        model = build_model(config, arm, vec, seed=0, device="cpu", buffer_size=64)
+        extractors[arm] = model.critic.features_extractor
+        vec.close()
+    assert all(isinstance(e, CenterCropExtractor) and e.crop_size == 16 for e in extractors.values())
+    shapes = {arm: [p.shape for p in e.parameters()] for arm, e in extractors.items()}
+    assert shapes["none"] == shapes["curl"]
+    # without a crop, none stays SB3's parent on the whole frame
+    plain = resolve_experiment(env="dots-continuous", algo="sac", sets=["aux.crop_size=12"])
+    assert plain.aux_config("none").augment == ()
+
+
+def test_performance_switches_are_set_like_any_algo_key() -> None:
+    from curl_rl.algos.performance import PerformanceConfig, resolve_performance_config
+
+    config = resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performance.bf16=true"])
+    assert config.model_kwargs()["performance"] == {"bf16": True}
+    # YAML reads a bare off as false; both mean every switch off
+    off = resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performance=off"])
+    assert resolve_performance_config(off.model_kwargs()["performance"]) == PerformanceConfig.off()
+    assert "performance" not in resolve_experiment(env="dots-continuous", algo="sac").model_kwargs()
+    with pytest.raises(UsageError, match="algo.performance"):
+        resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performanc.bf16=true"])

@@ -88,13 +88,13 @@ class PerformanceConfig:
 def resolve_performance_config(value: Any) -> PerformanceConfig:
     """Turn what a user may pass as ``performance=`` into a :class:`PerformanceConfig`.
 
-    :param value: ``None`` or ``"auto"`` (every switch ``"auto"``), ``"off"``, a mapping of
+    :param value: ``None`` or ``"auto"`` (every switch ``"auto"``), ``"off"`` (or ``False``), a mapping of
         switch names to values, or a :class:`PerformanceConfig`.
     :return: the config (``"auto"`` values kept; see :func:`resolve_auto`).
     """
     if value is None or value == "auto":
         return PerformanceConfig()
-    if value == "off":
+    if value == "off" or value is False:  # YAML (and ``--set``) read a bare ``off`` as false
         return PerformanceConfig.off()
     if isinstance(value, PerformanceConfig):
         return value

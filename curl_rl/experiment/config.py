@@ -61,7 +61,8 @@ _MANAGED_ALGO_KEYS = {
     "policy": None,  # settable, listed here only to keep the signature filter simple
 }
 #: algorithm keywords whose value is a dict that ``--set algo.KEY.sub=...`` may create
-_DICT_ALGO_KEYS = ("policy_kwargs", "replay_buffer_kwargs", "rollout_buffer_kwargs", "action_noise")
+# performance: the encoders' speed switches (algo.performance=off, algo.performance.bf16=true)
+_DICT_ALGO_KEYS = ("policy_kwargs", "replay_buffer_kwargs", "rollout_buffer_kwargs", "action_noise", "performance")
 _CLASS_KEYS = re.compile(r"(_class|activation_fn|optimizer_class)$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -300,9 +301,11 @@ def algo_parameters(algo: str) -> dict[str, Any]:
         for name, param in inspect.signature(cls.__init__).parameters.items():  # type: ignore[misc]
             if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
                 continue
-            if name in ("self", "policy", "env", "aux", "routing", "performance") or name in _MANAGED_ALGO_KEYS:
+            if name in ("self", "policy", "env", "aux", "routing") or name in _MANAGED_ALGO_KEYS:
                 continue
             out.setdefault(name, None if param.default is inspect.Parameter.empty else param.default)
+    # every curl_rl class takes it (through its auxiliary mixin, not its own signature)
+    out.setdefault("performance", "auto")
     return out
 
 
@@ -411,9 +414,21 @@ class ExperimentConfig:
     def aux_config(self, arm: str) -> AuxConfig:
         """The resolved auxiliary config of one arm (``none`` ignores ``aux.*`` overrides).
 
+        Where the overrides crop (``aux.augment`` holds ``crop``), ``none`` keeps the crop size
+        and nothing else: its encoder then reads the centre crop, in training and acting, so it
+        has the same input size and weights as the arms it is compared with (CURL's pixel-SAC
+        baseline) instead of a larger encoder on the whole frame.
+
         :param arm: an :data:`~curl_rl.AUX_PRESETS` name.
         """
         if arm == "none":
+            augment = self.aux_overrides.get("augment") or ()
+            if "crop" in ([augment] if isinstance(augment, str) else augment):
+                crop = {"augment": ["crop"], "crop_size": self.aux_overrides.get("crop_size"), "rl_augment": "none"}
+                try:
+                    return resolve_aux_config({"preset": "none", **crop})
+                except (ValueError, TypeError) as exc:
+                    raise UsageError(f"arm 'none': {exc}") from exc
             return resolve_aux_config("none")
         try:
             return resolve_aux_config({"preset": arm, **self.aux_overrides})
