@@ -378,5 +378,5 @@ def test_performance_switches_are_set_like_any_algo_key() -> None:
     off = resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performance=off"])
     assert resolve_performance_config(off.model_kwargs()["performance"]) == PerformanceConfig.off()
     assert "performance" not in resolve_experiment(env="dots-continuous", algo="sac").model_kwargs()
-    with pytest.raises(UsageError, match="algo.performance"):
+    with pytest.raises(UsageError, match=r"algo\.performance"):
         resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performanc.bf16=true"])

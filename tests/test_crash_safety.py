@@ -116,3 +116,37 @@ def test_sigkill_mid_save_leaves_a_resumable_run(tmp_path: Path) -> None:
     assert after["time/fps"] == list(range(N_STEPS, total + 1, N_STEPS))  # nothing missing
     assert after["train/loss"] == list(range(2 * N_STEPS, total + 1, N_STEPS))
     assert after["aux/loss"] == after["train/loss"]
+
+
+def test_resumed_events_are_read_after_the_killed_runs_events(tmp_path: Path) -> None:
+    """A kill and a resume within one second: the old event file's name differed from the new one
+    only in the pid, so a resumed process with a smaller pid had its steps read first."""
+    import socket
+
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from curl_rl import CurlEncoder, CurlPPO
+
+    run = tmp_path / "run"
+    folder = run / "tb" / "PPO_1"
+    folder.mkdir(parents=True)
+    # the killed run's file, stamped two seconds ahead so that the resumed file gets an earlier or
+    # the same stamp, and with a pid that sorts (as text) after this process's
+    old = folder / f"events.out.tfevents.{int(time.time()) + 2}.{socket.gethostname()}.99999999.0"
+    with open(old, "wb") as fh:
+        writer = RecordWriter(fh)
+        for step in (32, 64, 96):
+            value = summary_pb2.Summary.Value(tag="time/fps", simple_value=float(step))
+            writer.write(event_pb2.Event(step=step, summary=summary_pb2.Summary(value=[value])).SerializeToString())
+    small = dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(num_layers=2, num_filters=8))
+    model = CurlPPO(
+        "CnnPolicy", DotEnv(), aux="curl", n_steps=32, batch_size=16, policy_kwargs=small,
+        tensorboard_log=str(run / "tb"), device="cpu",
+    )  # fmt: skip
+    model.num_timesteps = 64  # the checkpoint being resumed from
+    resume_learn_kwargs(model, run)
+    model.logger.record("time/fps", 96.0)
+    model.logger.dump(96)
+    model.logger.close()
+    assert _scalar_steps(folder)["time/fps"] == [32, 64, 96]

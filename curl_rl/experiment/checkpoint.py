@@ -566,6 +566,39 @@ def drop_csv_rows_after_step(path: str | os.PathLike[str], max_step: int, column
     return len(rows) - len(keep)
 
 
+#: how long :func:`wait_for_a_later_event_file_name` waits at most (a clock set back: warn instead)
+_MAX_EVENT_NAME_WAIT_S = 3.0
+
+
+def wait_for_a_later_event_file_name(folder: str | os.PathLike[str]) -> None:
+    """Return once a new event file written to ``folder`` would be read after every file there.
+
+    TensorBoard (and :class:`EventAccumulator`) read a folder's event files in name order, and
+    the name is ``events.out.tfevents.<second>.<host>.<pid>...``. A run killed within the same
+    second as its resume started left a file whose name differs from the resumed one only in the
+    pid, so a resumed process with a smaller pid had its steps read *first*: steps out of order
+    (seen as ``[96, 128, 64]`` in tests/test_crash_safety.py). Waiting for the next second costs
+    at most a second, and only then.
+
+    :param folder: a TensorBoard run folder.
+    """
+    stamps = [
+        int(m.group(1)) for p in Path(folder).glob("*tfevents*") if (m := re.search(r"tfevents\.(\d+)\.", p.name))
+    ]
+    if not stamps:
+        return
+    wait = max(stamps) + 1 - time.time()
+    if wait > _MAX_EVENT_NAME_WAIT_S:
+        warnings.warn(
+            f"{folder} holds an event file stamped {wait:.0f} s in the future (was the clock set back?); "
+            "TensorBoard may read the resumed run's steps before the old ones",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    elif wait > 0:
+        time.sleep(wait)
+
+
 def _latest_tb_folder(tensorboard_log: Path) -> Path | None:
     if not tensorboard_log.is_dir():
         return None
@@ -614,6 +647,7 @@ def resume_learn_kwargs(
         return kwargs
     folder.mkdir(parents=True, exist_ok=True)
     purge_tensorboard_events(folder, step)
+    wait_for_a_later_event_file_name(folder)
     if format_strings is None:
         format_strings = ["stdout", "tensorboard"] if model.verbose >= 1 else ["tensorboard"]
     logger = OncePerStepLogger.replacing(configure(str(folder), list(format_strings)))
