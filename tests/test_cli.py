@@ -378,5 +378,16 @@ def test_performance_switches_are_set_like_any_algo_key() -> None:
     off = resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performance=off"])
     assert resolve_performance_config(off.model_kwargs()["performance"]) == PerformanceConfig.off()
     assert "performance" not in resolve_experiment(env="dots-continuous", algo="sac").model_kwargs()
+    # what the run records is what ran: "auto" resolved for the device
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from curl_rl.envs.factory import make_env
+    from curl_rl.experiment.build import build_model
+
+    partial = resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performance.compile=false"])
+    vec = DummyVecEnv([lambda: make_env(partial.preset, 0)])
+    built = build_model(partial, "curl", vec, seed=0, device="cpu", buffer_size=64).performance
+    vec.close()
+    assert built.compile is False and isinstance(built.channels_last, bool) and isinstance(built.bf16, bool)
     with pytest.raises(UsageError, match=r"algo\.performance"):
         resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performanc.bf16=true"])

@@ -18,7 +18,7 @@ from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from curl_rl.algos import ALGOS
-from curl_rl.algos.performance import PerformanceConfig, resolve_auto
+from curl_rl.algos.performance import resolve_auto, resolve_performance_config
 from curl_rl.envs import make_action_noise, make_env
 from curl_rl.experiment.config import ExperimentConfig, UsageError, algo_parameters, plain
 
@@ -53,7 +53,8 @@ def build_model(
         kwargs["action_noise"] = make_action_noise(kwargs["action_noise"], int(np.prod(env.action_space.shape or (1,))))
     # the device's speed switches, resolved here and passed explicitly, so every arm (none included)
     # runs the same kernels and arms differ only in their objective
-    kwargs.setdefault("performance", resolve_auto(PerformanceConfig(), get_device(device)))
+    # (a user's algo.performance included: its "auto" switches are recorded as what they became)
+    kwargs["performance"] = resolve_auto(resolve_performance_config(kwargs.get("performance")), get_device(device))
     return cls(
         config.policy,
         env,
