@@ -391,3 +391,20 @@ def test_performance_switches_are_set_like_any_algo_key() -> None:
     assert built.compile is False and isinstance(built.channels_last, bool) and isinstance(built.bf16, bool)
     with pytest.raises(UsageError, match=r"algo\.performance"):
         resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performanc.bf16=true"])
+
+
+def test_dry_run_judges_bf16_for_the_device_the_runs_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check model is built on the CPU; a bf16 that only the GPU has must not fail it there,
+    and a bf16 the device lacks is refused before anything runs, with the setting named."""
+    import torch
+
+    import curl_rl.algos.performance as performance
+    from curl_rl.experiment.build import check_runs_buildable
+
+    monkeypatch.setattr(performance, "bf16_supported", lambda device: device.type == "cuda")
+    monkeypatch.setattr("curl_rl.experiment.build.bf16_supported", performance.bf16_supported, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    config = resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performance.bf16=true"])
+    check_runs_buildable(config, ["none", "curl"], device="cuda")
+    with pytest.raises(UsageError, match=r"algo\.performance: bf16=True but cpu has no native bf16"):
+        check_runs_buildable(config, ["none"], device="cpu")

@@ -474,7 +474,7 @@ class AuxAlgorithmMixin:
         if not self._aux_uses_rl_augmentation:
             crop = self._centre_crop_size()
             if crop is not None and isinstance(obs, torch.Tensor) and obs.dim() == 4 and obs.shape[-2:] != (crop, crop):
-                return center_crop(obs, crop).contiguous()  # type: ignore[return-value]
+                return center_crop(obs, crop).contiguous()
             return obs
         assert self.aux_head is not None
         return self.aux_head.augment(obs)  # type: ignore[return-value]

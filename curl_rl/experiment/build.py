@@ -7,6 +7,7 @@ clear error before any worker starts, not one traceback per run.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -18,7 +19,7 @@ from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from curl_rl.algos import ALGOS
-from curl_rl.algos.performance import resolve_auto, resolve_performance_config
+from curl_rl.algos.performance import bf16_supported, resolve_auto, resolve_performance_config
 from curl_rl.envs import make_action_noise, make_env
 from curl_rl.experiment.config import ExperimentConfig, UsageError, algo_parameters, plain
 
@@ -114,6 +115,15 @@ def check_runs_buildable(config: ExperimentConfig, arms: list[str], device: str 
     finally:
         env.close()
     small: dict[str, Any] = {}
+    try:
+        # the switches are judged for the device the runs will use; the check model is built on
+        # the CPU, so it drops a bf16 that only that device has
+        requested = resolve_performance_config(config.hyperparams.get("performance"))
+        performance = resolve_auto(requested, get_device(device))
+    except ValueError as exc:
+        raise UsageError(f"algo.performance: {exc}") from exc
+    cpu_bf16 = performance.bf16 and bf16_supported(torch.device("cpu"))
+    small["performance"] = dataclasses.replace(performance, bf16=cpu_bf16)
     defaults = algo_parameters(config.algo)
     if "buffer_size" in defaults:
         # the dry run must not allocate the real replay buffer
