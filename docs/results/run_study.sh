@@ -16,11 +16,30 @@ export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 start=$(date -u +%s)
 # the code that runs is the code at the start (workers import it then), not at the end
 commit=$(git rev-parse --short HEAD) dirty=$(git status --porcelain | wc -l)
+dest="docs/results/$study"
+exp="runs/study-$study"
+# Run folders do not survive between sessions here, so each finished run's small result files
+# (no model, checkpoints or events) are committed under $dest/runs/ and put back before compare,
+# which then skips those runs as done and runs only the missing seeds (e.g. a larger --seeds).
+if [[ -d "$dest/runs" ]]; then
+    mkdir -p "$exp"
+    cp -rn "$dest/runs/." "$exp/"
+fi
 "$CURL_RL" compare "$@" --name "study-$study" --out runs
 end=$(date -u +%s)
-dest="docs/results/$study"
 mkdir -p "$dest"
-cp "runs/study-$study"/summary.md "runs/study-$study"/summary.json "$dest"/
-cp "runs/study-$study"/*.png "$dest"/ 2>/dev/null || true
+cp "$exp"/summary.md "$exp"/summary.json "$dest"/
+cp "$exp"/*.png "$dest"/ 2>/dev/null || true
+mkdir -p "$dest/runs"
+cp "$exp"/experiment.yaml "$dest/runs/"  # compare refuses a folder of runs without it
+for status in "$exp"/*/seed*/status.json; do
+    run=$(dirname "$status")
+    grep -q '"status": "done"' "$status" || continue
+    keep="$dest/runs/${run#"$exp"/}"
+    mkdir -p "$keep"
+    for f in status.json config.yaml evaluations.csv aux_metrics.csv; do
+        if [[ -f "$run/$f" ]]; then cp "$run/$f" "$keep/"; fi
+    done
+done
 record_command "$dest" "$start" "$end" "$commit" "$dirty" bash docs/results/run_study.sh "$study" -- "$@"
 echo "results in $dest"
