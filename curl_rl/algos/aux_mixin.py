@@ -469,7 +469,8 @@ class AuxAlgorithmMixin:
         Switched off under a centre-cropping extractor (the ``none`` baseline of a cropping study),
         the batch is centre-cropped here, while still uint8 and once, so that the extractor's own
         crop is a no-op: the same numbers, without normalising the whole frame and copying a
-        strided view for each of the update's encoder passes (1.6x slower at 100->84).
+        strided view for each of the update's encoder passes (SAC at 100->84, bf16, one thread,
+        idle: 0.42 s per update before, 0.34 s after; ``aug`` 0.28 s).
         """
         if not self._aux_uses_rl_augmentation:
             crop = self._centre_crop_size()
