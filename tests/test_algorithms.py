@@ -225,7 +225,7 @@ def test_loading_across_classes_and_aux_settings(algo: str, tmp_path: Any) -> No
 @pytest.mark.parametrize("algo", sorted(ALGOS))
 def test_the_none_baseline_of_a_cropping_study_crops_once_with_the_same_numbers(algo: str) -> None:
     """``none`` with a centre crop: the RL batch is cropped while uint8, before the extractor (the
-    extractor's own crop of the whole normalised frame made a SAC update 1.25x slower at 100->84)."""
+    extractor's own crop of the whole normalised frame made a SAC update up to 1.25x slower at 100->84)."""
     aux = {"preset": "none", "augment": ["crop"], "crop_size": 20, "rl_augment": "none"}
     fast = make(algo, aux)
     assert fast._aux_augment_rl(torch.zeros((4, 3, 24, 24), dtype=torch.uint8)).shape[-2:] == (20, 20)
