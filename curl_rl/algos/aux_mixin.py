@@ -293,6 +293,9 @@ class AuxAlgorithmMixin:
         :param encoder: the online features extractor the auxiliary loss trains.
         """
         self._aux_encoder = encoder
+        # the policy is built now; the crop its extractors apply is fixed from here on
+        sizes = {m.crop_size for m in self.policy.modules() if isinstance(m, CenterCropExtractor)}
+        self._rl_centre_crop: int | None = sizes.pop() if len(sizes) == 1 else None
         if not self.aux_config.is_active:
             self.aux_head, self.aux_optimizer = None, None
             apply_performance(self, getattr(self, "performance", None))
@@ -474,17 +477,12 @@ class AuxAlgorithmMixin:
         the studies use; 0.42 s before, 0.34 s after with glibc's default).
         """
         if not self._aux_uses_rl_augmentation:
-            crop = self._centre_crop_size()
+            crop = self._rl_centre_crop
             if crop is not None and isinstance(obs, torch.Tensor) and obs.dim() == 4 and obs.shape[-2:] != (crop, crop):
                 return center_crop(obs, crop).contiguous()
             return obs
         assert self.aux_head is not None
         return self.aux_head.augment(obs)  # type: ignore[return-value]
-
-    def _centre_crop_size(self) -> int | None:
-        """The crop of the policy's centre-cropping extractors, when they all agree on one."""
-        sizes = {m.crop_size for m in self.policy.modules() if isinstance(m, CenterCropExtractor)}
-        return sizes.pop() if len(sizes) == 1 else None
 
     def _aux_first_view(self, obs: ObsT) -> ObsT:
         """The anchor's view of ``obs`` when the RL forward did not provide it (a fresh augmentation;

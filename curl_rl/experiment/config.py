@@ -61,7 +61,7 @@ _MANAGED_ALGO_KEYS = {
     "policy": None,  # settable, listed here only to keep the signature filter simple
 }
 #: algorithm keywords whose value is a dict that ``--set algo.KEY.sub=...`` may create
-# performance: the encoders' speed switches (algo.performance=off, algo.performance.bf16=true)
+#: (``performance``: the encoders' speed switches, ``algo.performance.bf16=true``)
 _DICT_ALGO_KEYS = ("policy_kwargs", "replay_buffer_kwargs", "rollout_buffer_kwargs", "action_noise", "performance")
 _CLASS_KEYS = re.compile(r"(_class|activation_fn|optimizer_class)$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")

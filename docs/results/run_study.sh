@@ -34,7 +34,7 @@ mkdir -p "$dest/runs"
 cp "$exp"/experiment.yaml "$dest/runs/"  # compare refuses a folder of runs without it
 for status in "$exp"/*/seed*/status.json; do
     run=$(dirname "$status")
-    grep -q '"status": "done"' "$status" || continue
+    grep -Eq '"status": *"done"' "$status" || continue
     keep="$dest/runs/${run#"$exp"/}"
     mkdir -p "$keep"
     for f in status.json config.yaml evaluations.csv aux_metrics.csv; do
