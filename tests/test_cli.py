@@ -389,6 +389,18 @@ def test_performance_switches_are_set_like_any_algo_key() -> None:
     built = build_model(partial, "curl", vec, seed=0, device="cpu", buffer_size=64).performance
     vec.close()
     assert built.compile is False and isinstance(built.channels_last, bool) and isinstance(built.bf16, bool)
+    # every arm runs the same kernels: none's "auto" switches are resolved for it as for the others
+    # (left to the model, aux="none" turns "auto" off, to keep SB3's exact arithmetic)
+    from curl_rl.algos.performance import applied_performance
+
+    applied = {}
+    for arm in ("none", "curl"):
+        vec = DummyVecEnv([lambda: make_env(partial.preset, 0)])
+        applied[arm] = applied_performance(
+            build_model(partial, arm, vec, seed=0, device="cpu", buffer_size=64).critic.features_extractor
+        )
+        vec.close()
+    assert applied["none"] == applied["curl"]
     with pytest.raises(UsageError, match=r"algo\.performance"):
         resolve_experiment(env="dots-continuous", algo="sac", sets=["algo.performanc.bf16=true"])
 
