@@ -472,9 +472,8 @@ class AuxAlgorithmMixin:
         Switched off under a centre-cropping extractor (the ``none`` baseline of a cropping study),
         the batch is centre-cropped here, while still uint8 and once, so that the extractor's own
         crop is a no-op: the same numbers, without normalising the whole frame and copying a
-        strided view for each of the update's encoder passes (SAC at 100->84, bf16, one thread,
-        idle, per update: 0.29 s before, 0.27 s after, as ``aug``, with the tuned allocator that
-        the studies use; 0.42 s before, 0.34 s after with glibc's default).
+        strided view for each of the update's encoder passes (1.08-1.09x per SAC update at
+        100->84, as fast as ``aug``: BENCHMARKS.md, ``benchmarks/centre_crop.py``).
         """
         if not self._aux_uses_rl_augmentation:
             crop = self._rl_centre_crop
