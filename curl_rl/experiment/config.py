@@ -421,17 +421,15 @@ class ExperimentConfig:
 
         :param arm: an :data:`~curl_rl.AUX_PRESETS` name.
         """
+        spec: dict[str, Any] = {"preset": arm, **self.aux_overrides}
         if arm == "none":
             augment = self.aux_overrides.get("augment") or ()
-            if "crop" in ([augment] if isinstance(augment, str) else augment):
-                crop = {"augment": ["crop"], "crop_size": self.aux_overrides.get("crop_size"), "rl_augment": "none"}
-                try:
-                    return resolve_aux_config({"preset": "none", **crop})
-                except (ValueError, TypeError) as exc:
-                    raise UsageError(f"arm 'none': {exc}") from exc
-            return resolve_aux_config("none")
+            if "crop" not in ([augment] if isinstance(augment, str) else augment):
+                return resolve_aux_config("none")
+            crop_size = self.aux_overrides.get("crop_size")
+            spec = {"preset": "none", "augment": ["crop"], "crop_size": crop_size, "rl_augment": "none"}
         try:
-            return resolve_aux_config({"preset": arm, **self.aux_overrides})
+            return resolve_aux_config(spec)
         except (ValueError, TypeError) as exc:
             raise UsageError(f"arm {arm!r}: {exc}") from exc
 
