@@ -12,8 +12,10 @@ reported per thread count.
 
 Sides: ``old`` (the ``--old`` commit), ``new`` (this tree, ``performance="off"``: the exact
 arithmetic), ``new+auto`` (``performance="auto"``, what ``curl-rl`` runs: channels_last on a CPU,
-same numbers up to kernel rounding) and ``new+bf16`` (bf16 autocast for the encoders: opt-in, it
-changes the numerics; refused on a CPU without native bf16, as this one).
+same numbers up to kernel rounding), ``new+bf16`` (bf16 autocast for the encoders: opt-in, it
+changes the numerics; refused on a CPU without native bf16), ``new+compile`` (``auto`` plus
+``torch.compile`` of the encoders: still fp32, but fused kernels may round differently) and
+``new+bf16+compile``. Compilation happens in the warm-up updates, so the timings exclude it.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def _worker(args: argparse.Namespace) -> None:
         kwargs["key_encoder"] = "target"  # CURL_PAPER_SAC's: keys from the target critic's encoder
     model = CurlSAC("CnnPolicy", env, **kwargs)
     model.learn(args.batch)  # fills the buffer; the first update happens in train() below
-    model.train(gradient_steps=2, batch_size=args.batch)  # warm-up (allocator, kernels)
+    model.train(gradient_steps=4, batch_size=args.batch)  # warm-up (allocator, kernels, compilation)
     start = time.perf_counter()
     model.train(gradient_steps=args.updates, batch_size=args.batch)
     update_s = (time.perf_counter() - start) / args.updates
@@ -97,6 +99,8 @@ SIDES: dict[str, tuple[str, str | None]] = {
     "new": ("new", '"off"'),
     "new+auto": ("new", '"auto"'),
     "new+bf16": ("new", '{"bf16": true}'),
+    "new+compile": ("new", '{"compile": true}'),
+    "new+bf16+compile": ("new", '{"bf16": true, "compile": true}'),
 }
 
 

@@ -21,9 +21,14 @@ exp="runs/study-$study"
 # Run folders do not survive between sessions here, so each finished run's small result files
 # (no model, checkpoints or events) are committed under $dest/runs/ and put back before compare,
 # which then skips those runs as done and runs only the missing seeds (e.g. a larger --seeds).
+# Their provenance (commit, machine, date) stays in COMMAND.md below the new invocation's.
+earlier=""
 if [[ -d "$dest/runs" ]]; then
     mkdir -p "$exp"
     cp -rn "$dest/runs/." "$exp/"
+    if [[ -f "$dest/COMMAND.md" ]]; then
+        earlier=$(sed '1s/^# Command$/## Earlier invocation (its finished runs were reused, not rerun)/' "$dest/COMMAND.md")
+    fi
 fi
 "$CURL_RL" compare "$@" --name "study-$study" --out runs
 end=$(date -u +%s)
@@ -42,4 +47,5 @@ for status in "$exp"/*/seed*/status.json; do
     done
 done
 record_command "$dest" "$start" "$end" "$commit" "$dirty" bash docs/results/run_study.sh "$study" -- "$@"
+if [[ -n "$earlier" ]]; then printf '\n%s\n' "$earlier" >> "$dest/COMMAND.md"; fi
 echo "results in $dest"
