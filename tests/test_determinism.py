@@ -1,7 +1,13 @@
-"""Same seed on CPU, same learning curve: CurlPPO and CurlSAC with the CURL loss and augmentation."""
+"""Same seed on CPU, same learning curve: CurlPPO and CurlSAC with the CURL loss and augmentation.
+
+Also: each run records what decides its numbers, down to the commit its code came from.
+"""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +15,9 @@ import torch
 from stable_baselines3.common.logger import KVWriter, Logger
 from tiny_envs import DotEnv
 
+import curl_rl
 from curl_rl import CurlEncoder, CurlPPO, CurlSAC
+from curl_rl.experiment.determinism import source_commit, versions
 
 SMALL = dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(num_layers=2, num_filters=8))
 
@@ -88,3 +96,26 @@ def test_configure_determinism_toggles_torch_flags() -> None:
     finally:
         configure_determinism(False)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_runs_record_the_commit_their_code_came_from(tmp_path: Path) -> None:
+    """A study that grows across sessions mixes commits; each run's versions say which one it ran."""
+    assert source_commit(tmp_path) == "unknown (not a git checkout)"
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "code.py").write_text("x = 1\n")
+    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]):
+        subprocess.run(["git", *command], cwd=tmp_path, check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert source_commit(package) == head
+    (package / "code.py").write_text("x = 2\n")
+    source_commit.cache_clear()
+    assert source_commit(package) == head + "+modified"
+    (tmp_path / "untracked.py").write_text("")  # not part of the commit's code: not a modification
+    (package / "code.py").write_text("x = 1\n")
+    source_commit.cache_clear()
+    assert source_commit(package) == head
+    assert versions()["curl_rl_source"] == source_commit(Path(curl_rl.__file__).parent)

@@ -16,7 +16,9 @@ import functools
 import os
 import platform
 import random
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -200,6 +202,8 @@ def versions() -> dict[str, str]:
 
     return {
         "curl_rl": curl_rl.__version__,
+        # one version number covers many commits, and a study that grows across sessions mixes them
+        "curl_rl_source": source_commit(Path(curl_rl.__file__).parent),
         "stable_baselines3": stable_baselines3.__version__,
         "torch": str(torch.__version__),
         "gymnasium": gymnasium.__version__,
@@ -212,6 +216,34 @@ def versions() -> dict[str, str]:
         "torch_cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
         "torch_threads": str(torch.get_num_threads()),
     }
+
+
+@functools.cache
+def source_commit(package_dir: Path) -> str:
+    """The git commit a package was imported from, ``+modified`` when its tracked files differ from it.
+
+    :param package_dir: the package's folder.
+    :return: e.g. ``81e38cc`` or ``81e38cc+modified``; ``unknown (not a git checkout)`` for an
+        installed wheel, or where git is missing.
+    """
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(package_dir), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if head.returncode != 0:
+            return "unknown (not a git checkout)"
+        changed = subprocess.run(
+            ["git", "-C", str(package_dir), "status", "--porcelain", "--untracked-files=no", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + ("+modified" if changed.stdout.strip() else "")
 
 
 @functools.cache
