@@ -19,7 +19,7 @@ from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from curl_rl.algos import ALGOS
-from curl_rl.algos.performance import bf16_supported, resolve_auto, resolve_performance_config
+from curl_rl.algos.performance import PerformanceConfig, bf16_supported, resolve_auto, resolve_performance_config
 from curl_rl.envs import make_action_noise, make_env
 from curl_rl.experiment.config import ExperimentConfig, UsageError, algo_parameters, plain
 
@@ -55,7 +55,7 @@ def build_model(
     # the device's speed switches, resolved here and passed explicitly, so every arm (none included)
     # runs the same kernels and arms differ only in their objective
     # (a user's algo.performance included: its "auto" switches are recorded as what they became)
-    kwargs["performance"] = resolve_auto(resolve_performance_config(kwargs.get("performance")), get_device(device))
+    kwargs["performance"] = _device_performance(kwargs.get("performance"), device)
     return cls(
         config.policy,
         env,
@@ -67,6 +67,14 @@ def build_model(
         verbose=verbose,
         **kwargs,
     )
+
+
+def _device_performance(requested: Any, device: str) -> PerformanceConfig:
+    """``algo.performance`` as the booleans it becomes on ``device``.
+
+    :raises ValueError: a malformed value, or bf16 asked of a device without it.
+    """
+    return resolve_auto(resolve_performance_config(requested), get_device(device))
 
 
 def _check_action_space(algo: str, space: gym.Space, env_name: str) -> None:
@@ -118,8 +126,7 @@ def check_runs_buildable(config: ExperimentConfig, arms: list[str], device: str 
     try:
         # the switches are judged for the device the runs will use; the check model is built on
         # the CPU, so it drops a bf16 that only that device has
-        requested = resolve_performance_config(config.hyperparams.get("performance"))
-        performance = resolve_auto(requested, get_device(device))
+        performance = _device_performance(config.hyperparams.get("performance"), device)
     except ValueError as exc:
         raise UsageError(f"algo.performance: {exc}") from exc
     cpu_bf16 = performance.bf16 and bf16_supported(torch.device("cpu"))
