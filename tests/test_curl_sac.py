@@ -8,6 +8,7 @@ import pytest
 import torch
 from tiny_envs import DotEnv
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from curl_rl import CurlEncoder, CurlSAC
 from curl_rl.algos.routing import DetachedTrunk, trunk_and_head
@@ -23,7 +24,8 @@ SMALL = dict(
 def _curl_sac(aux: Any = "curl", **extra: Any) -> CurlSAC:
     kwargs = {**CURL_PAPER_SAC, "policy_kwargs": SMALL, "buffer_size": 500, "learning_starts": 40, "batch_size": 16}
     kwargs.update(extra)
-    model = CurlSAC("CnnPolicy", DotEnv(continuous=True), aux=aux, seed=0, device="cpu", performance="off", **kwargs)
+    kwargs.setdefault("performance", "off")
+    model = CurlSAC("CnnPolicy", DotEnv(continuous=True), aux=aux, seed=0, device="cpu", **kwargs)
     model.learn(40)  # fills the buffer; no update yet
     assert model._n_updates == 0
     return model
@@ -146,8 +148,9 @@ def test_each_batch_is_encoded_as_few_times_as_the_maths_allows(key_encoder: str
         for name, trunk in trunks.items()
     ]
     backward = []
+    # a hook on the weight, not the module: a module backward hook refuses the in-place ReLU after it
     first_conv = trunks["critic"][0]
-    handles.append(first_conv.register_full_backward_hook(lambda *_: backward.append(1)))
+    handles.append(first_conv.weight.register_hook(lambda grad: backward.append(1)))
     model.train(gradient_steps=1, batch_size=16)  # an update with an actor step
     for h in handles:
         h.remove()
@@ -158,6 +161,35 @@ def test_each_batch_is_encoded_as_few_times_as_the_maths_allows(key_encoder: str
     else:
         assert calls == {"critic": [False, True], "target": [False], "key": [False]}
     assert backward == [1]
+
+
+class _PixelPasses(TorchFunctionMode):
+    """Counts full passes over image batches: uint8 -> float conversions and float layout copies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.to_float = 0
+        self.float_relayouts = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        source = args[0] if args else None
+        if isinstance(source, torch.Tensor) and source.dim() == 4 and isinstance(out, torch.Tensor):
+            if source.dtype == torch.uint8 and out.is_floating_point():
+                self.to_float += 1
+            elif func is torch.Tensor.contiguous and source.is_floating_point() and out is not source:
+                self.float_relayouts += 1
+        return out
+
+
+@pytest.mark.parametrize("performance", ["off", "auto"])
+def test_each_pixel_batch_becomes_floats_once_per_update(performance: str) -> None:
+    model = _curl_sac(performance=performance)  # "auto" on a CPU: channels_last
+    with _PixelPasses() as passes:
+        model.train(gradient_steps=1, batch_size=16)
+    # obs, next_obs (shared by the online and the target trunk), the positive view; a channels_last
+    # encoder gets its layout from the uint8 batch, not from a second float copy
+    assert (passes.to_float, passes.float_relayouts) == (3, 0)
 
 
 def test_keys_come_from_the_target_critics_encoder_as_in_curls_code(tmp_path: Any) -> None:

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from stable_baselines3.common.preprocessing import preprocess_obs
 from tiny_envs import DotEnv
 
 from curl_rl import CurlEncoder, CurlPPO, CurlSAC
@@ -20,6 +21,7 @@ from curl_rl.algos.performance import (
     applied_performance,
     apply_performance,
     apply_to_module,
+    encoder_input,
     encoder_modules,
     resolve_auto,
     resolve_performance_config,
@@ -110,6 +112,29 @@ def test_switch_keeps_outputs_gradients_and_keys(config: PerformanceConfig, atol
     assert list(enc.state_dict()) == list(ref.state_dict())
     assert all(v.dtype == torch.float32 for v in enc.state_dict().values())
     assert not torch.is_autocast_enabled("cpu")  # autocast was left after the forward
+
+
+@pytest.mark.parametrize("switches", [PerformanceConfig.off(), CL], ids=["off", "channels_last"])
+def test_encoder_input_is_sb3s_preprocessing_in_the_encoders_layout(switches: PerformanceConfig) -> None:
+    space = gym.spaces.Box(0, 255, (6, 24, 24), np.uint8)
+    encoder = _encoder()
+    apply_to_module(encoder, switches)
+    pixels = torch.randint(0, 256, (5, 6, 30, 30), dtype=torch.uint8)[:, :, 3:27, 2:26]  # a crop: a view
+    before = pixels.clone()
+    prepared = encoder_input(pixels, space, True, encoder)
+    assert torch.equal(prepared, preprocess_obs(pixels, space, normalize_images=True))  # bit for bit
+    assert torch.equal(pixels, before)  # the replay batch is left alone
+    layout = torch.channels_last if switches.channels_last else torch.contiguous_format
+    assert prepared.is_contiguous(memory_format=layout)
+    if switches.channels_last:  # the encoder's own pre-hook then has nothing to copy
+        assert performance._to_channels_last(prepared) is prepared
+    # everything else is SB3's preprocessing, untouched
+    floats = torch.rand(5, 6, 24, 24) * 255
+    assert torch.equal(encoder_input(floats, space, True, encoder), preprocess_obs(floats, space, True))
+    assert torch.equal(encoder_input(pixels, space, False, encoder), pixels.float())
+    vector = gym.spaces.Box(-1, 1, (3,), np.float32)
+    states = torch.rand(5, 3)
+    assert torch.equal(encoder_input(states, vector, True, encoder), states)
 
 
 def test_channels_last_changes_layout_only() -> None:

@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first, preprocess_obs
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import GymEnv
 from torch import nn
 
 from curl_rl.algos.frames import stacked_frame_channels
-from curl_rl.algos.performance import PerformanceConfig, apply_performance, resolve_performance_config
+from curl_rl.algos.performance import PerformanceConfig, apply_performance, encoder_input, resolve_performance_config
 from curl_rl.algos.step_logger import OncePerStepLogger
 from curl_rl.auxiliary.augmentations import FRAME_AWARE_AUGMENTATIONS, center_crop
 from curl_rl.auxiliary.config import ROUTINGS, AuxConfig, resolve_aux_config
@@ -312,7 +312,8 @@ class AuxAlgorithmMixin:
         seed = self.seed if self.seed is not None else int(np.random.randint(0, 2**31 - 1))  # noqa: NPY002
 
         def preprocess(obs: ObsT) -> Any:
-            return preprocess_obs(obs, policy.observation_space, normalize_images=policy.normalize_images)
+            # the layout of the online encoder; the key encoder copies its switches
+            return encoder_input(obs, policy.observation_space, policy.normalize_images, encoder)
 
         self.aux_head = AuxiliaryHead(
             self.aux_config, encoder, policy.observation_space, self.action_space, preprocess, seed + 1, self.device

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 from torch.utils.hooks import RemovableHandle
@@ -308,6 +310,37 @@ def apply_performance(model: Any, config: PerformanceConfig | Any = None) -> Non
         )
     for module in encoder_modules(model).values():
         apply_to_module(module, resolved)
+
+
+def encoder_input(obs: Any, observation_space: spaces.Space, normalize_images: bool, encoder: nn.Module) -> Any:
+    """SB3's ``preprocess_obs``, laid out as ``encoder`` takes it: the same values, fewer passes.
+
+    SB3 turns a uint8 image batch into floats and divides into a second new tensor; with
+    channels_last the encoder's pre-hook then copies it into a third. Here the uint8 batch (a
+    quarter of the bytes) changes layout first and the division runs in place on the fresh float
+    copy: one float tensor allocated instead of three, two passes over it instead of three. A batch
+    prepared once this way can feed several encoders with the same switches (their hook finds
+    nothing to do). Anything else (float or Dict observations, no image space) goes to
+    ``preprocess_obs`` unchanged.
+
+    :param obs: a batch of observations.
+    :param observation_space: the policy's observation space.
+    :param normalize_images: the policy's ``normalize_images``.
+    :param encoder: the encoder the batch is for; its channels_last switch sets the layout.
+    :return: exactly what ``preprocess_obs`` returns, possibly in channels_last layout.
+    """
+    if not (
+        isinstance(obs, torch.Tensor)
+        and obs.dtype == torch.uint8
+        and obs.dim() == 4
+        and isinstance(observation_space, spaces.Box)
+        and normalize_images
+        and is_image_space(observation_space)
+    ):
+        return preprocess_obs(obs, observation_space, normalize_images=normalize_images)
+    if applied_performance(encoder).channels_last:
+        obs = obs.contiguous(memory_format=torch.channels_last)
+    return obs.float().div_(255.0)  # .float() of uint8 is always a new tensor: in place is safe
 
 
 def applied_performance(module: nn.Module) -> PerformanceConfig:

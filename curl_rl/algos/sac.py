@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from curl_rl.algos.off_policy import OffPolicyAuxMixin
+from curl_rl.algos.performance import encoder_input
 from curl_rl.algos.routing import CurlRoutedSACPolicy, trunk_and_head
 from curl_rl.auxiliary.encoder import CurlEncoder
 from curl_rl.auxiliary.feature_tap import FeatureTap
@@ -284,13 +285,21 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
             self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
         self._aux_log()  # curl_rl
 
+    def _pi_from_features(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """SB3's ``Actor.action_log_prob`` from the actor extractor's output (no gSDE under CURL's update)."""
+        latent = self.actor.latent_pi(features)
+        log_std = th.clamp(self.actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
+        mean = self.actor.mu(latent)
+        return self.actor.action_dist.log_prob_from_params(mean, log_std)  # type: ignore[call-arg]
+
     def _train_curl(self, gradient_steps: int, batch_size: int) -> None:
         """CURL's SAC update (``curl_sac.py``'s ``update``), encoding each batch as few times as it can.
 
         Per update: the critic encodes ``obs`` once with gradient; that one pass is the contrastive
         anchor (tapped) and, detached, the conv input of the actor and alpha losses (as DrQ-v2
         does). ``next_obs`` is encoded once by the online trunk (no grad, for the next action) and
-        once by the target critic; the key encoder encodes the positive view once.
+        once by the target critic; the key encoder encodes the positive view once. Each batch is
+        turned into floats once (:func:`~curl_rl.algos.performance.encoder_input`).
 
         Where it differs from CURL's code, and why: the actor reads the conv output from before
         this step's critic update (CURL encodes ``obs`` again after it: one more conv forward for a
@@ -315,6 +324,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         target_encoder = list(self.critic_target.features_extractor.parameters())
         target_ids = {id(p) for p in target_encoder}
         target_q = [p for p in self.critic_target.parameters() if id(p) not in target_ids]
+        space, normalize = self.policy.observation_space, self.policy.normalize_images
         ent_coef_losses, ent_coefs, actor_losses, critic_losses = [], [], [], []
 
         for _ in range(gradient_steps):
@@ -327,10 +337,13 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
             ent_coef = th.exp(log_alpha.detach()) if log_alpha is not None else self.ent_coef_tensor
             ent_coefs.append(ent_coef.item())
 
+            # each batch turned into floats once; the online and target extractors share next_obs's
+            obs_in = encoder_input(obs, space, normalize, self.critic.features_extractor)
+            next_in = encoder_input(next_obs, space, normalize, self.critic_target.features_extractor)
             with th.no_grad():
-                next_actions, next_log_prob = self.actor.action_log_prob(next_obs)
+                next_actions, next_log_prob = self._pi_from_features(self.actor.features_extractor(next_in))
                 # not critic_target(...): SB3's critic re-enables grad for its own extractor
-                target_features = self.critic_target.extract_features(next_obs, self.critic_target.features_extractor)
+                target_features = self.critic_target.features_extractor(next_in)
                 target_in = th.cat([target_features, next_actions], dim=1)
                 next_q = (
                     th.cat([q(target_in) for q in self.critic_target.q_networks], dim=1).min(dim=1, keepdim=True).values
@@ -342,7 +355,8 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
                 FeatureTap(self.critic.features_extractor, self._aux_taps_anchor) as tap,
                 FeatureTap(critic_trunk) as trunk_tap,
             ):
-                current_q = self.critic(obs, replay.actions)
+                critic_in = th.cat([self.critic.features_extractor(obs_in), replay.actions], dim=1)
+                current_q = tuple(q(critic_in) for q in self.critic.q_networks)
             critic_loss = 0.5 * sum(F.mse_loss(q, target) for q in current_q)
             assert isinstance(critic_loss, th.Tensor)
             critic_losses.append(critic_loss.item())
@@ -356,10 +370,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
             if update % self.actor_update_freq == 0:
                 assert trunk_tap.features is not None
                 conv = trunk_tap.features.detach().float()  # float: a bf16 encoder hands out bf16
-                latent = self.actor.latent_pi(actor_head(conv))
-                log_std = th.clamp(self.actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)  # type: ignore[operator]
-                mean = self.actor.mu(latent)
-                actions_pi, log_prob = self.actor.action_dist.log_prob_from_params(mean, log_std)  # type: ignore[call-arg]
+                actions_pi, log_prob = self._pi_from_features(actor_head(conv))
                 log_prob = log_prob.reshape(-1, 1)
                 with th.no_grad():
                     critic_features = critic_head(conv)

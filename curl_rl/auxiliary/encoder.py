@@ -67,7 +67,7 @@ class CurlEncoder(BaseFeaturesExtractor):
         for i in range(num_layers):
             layers += [
                 nn.Conv2d(channels if i == 0 else num_filters, num_filters, kernel_size, stride_list[i]),
-                nn.ReLU(),
+                nn.ReLU(inplace=True),  # the conv backward keeps its input, not its output
             ]
         self.convs = nn.Sequential(*layers, nn.Flatten())
         side = min(observation_space.shape[1:])
