@@ -56,6 +56,12 @@ CURL_PAPER_SAC: dict[str, Any] = {
 }
 
 
+def _q_heads(critic: Any, features: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+    """SB3's ``ContinuousCritic.forward`` past its extractor: every Q head on ``[features, actions]``."""
+    q_in = th.cat([features, actions], dim=1)
+    return tuple(q_net(q_in) for q_net in critic.q_networks)
+
+
 class CurlSAC(OffPolicyAuxMixin, SAC):
     """SAC with a contrastive / predictive auxiliary loss on the critic's encoder.
 
@@ -169,8 +175,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
         if self._resolved_routing() != "curl":
             return self.critic(obs, actions)
         features = self.critic.extract_features(obs, self.critic.features_extractor).detach()
-        qvalue_input = th.cat([features, actions], dim=1)
-        return tuple(q_net(qvalue_input) for q_net in self.critic.q_networks)
+        return _q_heads(self.critic, features, actions)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         if self._uses_curl_update():  # curl_rl
@@ -344,10 +349,8 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
                 next_actions, next_log_prob = self._pi_from_features(self.actor.features_extractor(next_in))
                 # not critic_target(...): SB3's critic re-enables grad for its own extractor
                 target_features = self.critic_target.features_extractor(next_in)
-                target_in = th.cat([target_features, next_actions], dim=1)
-                next_q = (
-                    th.cat([q(target_in) for q in self.critic_target.q_networks], dim=1).min(dim=1, keepdim=True).values
-                )
+                next_q = th.cat(_q_heads(self.critic_target, target_features, next_actions), dim=1)
+                next_q = next_q.min(dim=1, keepdim=True).values
                 next_q = next_q - ent_coef * next_log_prob.reshape(-1, 1)
                 target = replay.rewards + (1 - replay.dones) * discounts * next_q
 
@@ -355,8 +358,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
                 FeatureTap(self.critic.features_extractor, self._aux_taps_anchor) as tap,
                 FeatureTap(critic_trunk) as trunk_tap,
             ):
-                critic_in = th.cat([self.critic.features_extractor(obs_in), replay.actions], dim=1)
-                current_q = tuple(q(critic_in) for q in self.critic.q_networks)
+                current_q = _q_heads(self.critic, self.critic.features_extractor(obs_in), replay.actions)
             critic_loss = 0.5 * sum(F.mse_loss(q, target) for q in current_q)
             assert isinstance(critic_loss, th.Tensor)
             critic_losses.append(critic_loss.item())
@@ -374,8 +376,7 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
                 log_prob = log_prob.reshape(-1, 1)
                 with th.no_grad():
                     critic_features = critic_head(conv)
-                q_in = th.cat([critic_features, actions_pi], dim=1)
-                min_q_pi = th.cat([q_net(q_in) for q_net in self.critic.q_networks], dim=1).min(dim=1, keepdim=True)
+                min_q_pi = th.cat(_q_heads(self.critic, critic_features, actions_pi), dim=1).min(dim=1, keepdim=True)
                 actor_loss = (ent_coef * log_prob - min_q_pi.values).mean()
                 actor_losses.append(actor_loss.item())
                 self.actor.optimizer.zero_grad()
