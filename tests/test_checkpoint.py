@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,37 @@ def test_partial_checkpoints_are_ignored_and_cleaned(tmp_path: Path) -> None:
     assert latest_checkpoint(tmp_path) == newer
     assert good.is_dir()  # ... and is put back
     assert not list(folder.glob(".tmp-*"))  # the dead writer's leftovers are gone
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_during_a_checkpoint_write_waits_for_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    # compare's workers turn SIGINT and SIGTERM into KeyboardInterrupt; one landing inside torch's
+    # zip writer came out as "RuntimeError: unexpected pos", so the run was marked failed, not
+    # interrupted, and a rerun started it over instead of resuming it
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signum, interrupt)
+    try:
+        model = ppo()
+        model.learn(32)
+        real_save = CurlPPO.save
+
+        def save_while_interrupted(self: CurlPPO, path: Any, *args: Any, **kwargs: Any) -> None:
+            os.kill(os.getpid(), signum)  # the signal lands as the model file is being written
+            real_save(self, path, *args, **kwargs)
+
+        monkeypatch.setattr(CurlPPO, "save", save_while_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            save_checkpoint(model, tmp_path)
+        assert signal.getsignal(signum) is interrupt  # the handler is back in place
+    finally:
+        signal.signal(signum, previous)
+    written = latest_checkpoint(tmp_path)
+    assert written is not None and written.name == "step_000000000032"  # written whole, then interrupted
+    assert load_checkpoint(written, DotEnv(), device="cpu").num_timesteps == 32
 
 
 def test_keep_last_prunes_untagged_only(tmp_path: Path) -> None:

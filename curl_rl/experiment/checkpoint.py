@@ -25,6 +25,7 @@ Resuming (``curl-rl train --resume RUN_DIR``)::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import importlib
@@ -33,11 +34,13 @@ import math
 import os
 import re
 import shutil
+import signal
+import threading
 import time
 import uuid
 import warnings
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +77,8 @@ MODEL_FILE, RNG_FILE, META_FILE, REPLAY_FILE = "model.zip", "rng.pt", "meta.json
 _NAME = re.compile(r"^step_(\d{12})(?:-([A-Za-z0-9_.]+))?$")
 _TAG = re.compile(r"^[A-Za-z0-9_.]+$")
 _TMP_PREFIX = ".tmp-"
+#: the signals a checkpoint write holds back (see :func:`interrupts_held`)
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 # model -> metadata of the checkpoint it was loaded from; kept off the model itself so the next
 # model.save() does not pickle it
@@ -294,6 +299,43 @@ def save_checkpoint(
     if final.exists() and not overwrite:
         raise FileExistsError(f"checkpoint {final} already exists; pass overwrite=True to replace it, or another tag")
 
+    with interrupts_held():
+        _write_checkpoint(model, folder, name, tag, save_replay_buffer, run_path)
+    if keep_last is not None:
+        _prune(folder, keep_last)
+    return final
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block is over, then let the first one through.
+
+    A ``KeyboardInterrupt`` raised inside torch's zip writer comes out as ``RuntimeError:
+    unexpected pos``: the run then counted as failed, not interrupted, and ``compare`` started it
+    over instead of resuming it. Held here, Ctrl-C (or a scheduler's SIGTERM) lands after the
+    checkpoint is in place, and the interrupted run saves its own. A large replay buffer makes
+    this wait seconds; SIGKILL still ends the process at once. Handlers can only be changed from
+    the main thread; elsewhere the block runs unguarded.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {signum: signal.signal(signum, lambda s, _f: held.append(s)) for signum in _HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:
+            # under the handler the process had before: KeyboardInterrupt, termination or nothing
+            signal.raise_signal(held[0])
+
+
+def _write_checkpoint(
+    model: BaseAlgorithm, folder: Path, name: str, tag: str | None, save_replay_buffer: bool, run_path: Path
+) -> None:
+    final = folder / name
     tmp = folder / f"{_TMP_PREFIX}{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -342,9 +384,6 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if keep_last is not None:
-        _prune(folder, keep_last)
-    return final
 
 
 def _prune(folder: Path, keep_last: int) -> None:
