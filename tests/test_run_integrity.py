@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -58,6 +59,42 @@ def test_run_single_refuses_a_folder_another_writer_holds_and_leaves_it_alone(tm
         result = run_single_safe(spec)
         assert result.status == "failed" and "being written by" in (result.error or "")
         assert json.loads((spec.run_dir / "status.json").read_text()) == {"status": "running"}
+
+
+def test_a_stop_while_the_final_model_is_written_leaves_the_run_resumable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+    import time
+
+    from curl_rl import CurlPPO
+    from curl_rl.experiment.config import resolve_experiment
+    from curl_rl.experiment.run import RunSpec, run_single
+
+    real_save = CurlPPO.save
+    landed = []
+
+    def save_hit_by_sigint(self: CurlPPO, path: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(path).name == "model.zip" and Path(path).parent.name == "seed0" and not landed:
+            landed.append(path)
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.1)  # Python runs the SIGINT handler by here
+            except KeyboardInterrupt as exc:
+                # what torch's zip writer turns a KeyboardInterrupt into, half-way through a file
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos") from exc
+        real_save(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(CurlPPO, "save", save_hit_by_sigint)
+    config = resolve_experiment(env="distractor-easy", algo="ppo", steps=64)
+    spec = RunSpec(experiment_dir=str(tmp_path / "exp"), arm="curl", seed=0, config=config, threads=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_single(spec)
+    assert landed
+    status = json.loads((spec.run_dir / "status.json").read_text())
+    # not "failed": compare resumes an interrupted run from its checkpoint instead of redoing it
+    assert status["status"] == "interrupted" and status["checkpoint"], status
+    assert (spec.run_dir / "model.zip").is_file()
 
 
 @pytest.fixture

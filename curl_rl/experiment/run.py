@@ -404,7 +404,8 @@ class Run:
         """SB3's ``learn()``, then the final model into ``model.zip``."""
         assert self.model is not None, "make_model runs first"
         self.model.learn(callback=callbacks, progress_bar=False, **self.learn_kwargs)
-        self.model.save(self.run_dir / "model.zip")
+        with _checkpoint.interrupts_held():  # a stop inside the zip writer would fail a finished run
+            self.model.save(self.run_dir / "model.zip")
 
     def finish(self) -> RunResult:
         """Mark the run ``done`` with its steps, time and last evaluation."""
