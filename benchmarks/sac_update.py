@@ -11,8 +11,9 @@ reported per thread count.
     python -m benchmarks.sac_update --sides old,new,new+auto,new+bf16
 
 Sides: ``old`` (the ``--old`` commit), ``new`` (this tree, ``performance="off"``: the exact
-arithmetic), ``new+auto`` (``performance="auto"``, what ``curl-rl`` runs: channels_last on a CPU,
-same numbers up to kernel rounding), ``new+bf16`` (bf16 autocast for the encoders: opt-in, it
+arithmetic), ``new+auto`` (``performance="auto"``, what ``curl-rl`` runs: channels_last and fused
+Adam on a CPU, same numbers up to kernel rounding), ``new+auto-fused`` (``auto`` without fused
+Adam: what it adds, side by side), ``new+bf16`` (bf16 autocast for the encoders: opt-in, it
 changes the numerics; refused on a CPU without native bf16), ``new+compile`` (``auto`` plus
 ``torch.compile`` of the encoders: still fp32, but fused kernels may round differently) and
 ``new+bf16+compile``. Compilation happens in the warm-up updates, so the timings exclude it.
@@ -98,6 +99,7 @@ SIDES: dict[str, tuple[str, str | None]] = {
     "old": ("old", None),
     "new": ("new", '"off"'),
     "new+auto": ("new", '"auto"'),
+    "new+auto-fused": ("new", '{"fused_adam": false}'),
     "new+bf16": ("new", '{"bf16": true}'),
     "new+compile": ("new", '{"compile": true}'),
     "new+bf16+compile": ("new", '{"bf16": true, "compile": true}'),

@@ -1,8 +1,9 @@
-"""Speed switches (channels_last, compile, bf16): same results, same checkpoints, off = untouched."""
+"""Speed switches (channels_last, compile, bf16, fused_adam): same results, same checkpoints, off = untouched."""
 
 from __future__ import annotations
 
 import copy
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import torch
 from stable_baselines3.common.preprocessing import preprocess_obs
 from tiny_envs import DotEnv
 
-from curl_rl import CurlEncoder, CurlPPO, CurlSAC
+from curl_rl import CurlA2C, CurlEncoder, CurlPPO, CurlSAC
 from curl_rl.algos import performance
+from curl_rl.algos.fused_adam import model_optimizers
 from curl_rl.algos.performance import (
     AUTO_DEFAULTS,
     PerformanceConfig,
@@ -30,9 +32,9 @@ from curl_rl.auxiliary.feature_tap import FeatureTap
 
 SMALL = dict(features_extractor_class=CurlEncoder, features_extractor_kwargs=dict(num_layers=2, num_filters=8))
 SAC_KW: dict[str, Any] = dict(buffer_size=200, learning_starts=20, batch_size=16, policy_kwargs=SMALL, device="cpu")
-CL = PerformanceConfig(channels_last=True, compile=False, bf16=False)
-BF16 = PerformanceConfig(channels_last=False, compile=False, bf16=True)
-COMPILE = PerformanceConfig(channels_last=False, compile=True, bf16=False)
+CL = PerformanceConfig(channels_last=True, compile=False, bf16=False, fused_adam=False)
+BF16 = PerformanceConfig(channels_last=False, compile=False, bf16=True, fused_adam=False)
+COMPILE = PerformanceConfig(channels_last=False, compile=True, bf16=False, fused_adam=False)
 needs_cpu_bf16 = pytest.mark.skipif(
     not performance.bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16 (oneDNN)"
 )
@@ -82,7 +84,7 @@ def test_bf16_without_native_support_is_rejected_cleanly(monkeypatch: pytest.Mon
     monkeypatch.setattr(performance, "bf16_supported", lambda device: False)
     with pytest.raises(ValueError, match="no native bf16"):
         resolve_auto(PerformanceConfig(bf16=True), "cpu")
-    monkeypatch.setitem(AUTO_DEFAULTS, "cpu", {"channels_last": False, "compile": False, "bf16": True})
+    monkeypatch.setitem(AUTO_DEFAULTS, "cpu", {**AUTO_DEFAULTS["cpu"], "channels_last": False, "bf16": True})
     assert resolve_auto(PerformanceConfig(), "cpu").bf16 is False  # "auto" quietly stays off
 
 
@@ -285,5 +287,90 @@ def test_performance_kwarg_is_applied_at_build_and_load_and_can_be_overridden(tm
     off = CurlSAC.load(tmp_path / "sac.zip", env=DotEnv(continuous=True), device="cpu", performance="off")
     assert all(applied_performance(m) == PerformanceConfig.off() for m in encoder_modules(off).values())
     auto = _sac(performance=None)  # the default: "auto", i.e. this device's measured defaults
-    expected = resolve_auto(PerformanceConfig(), "cpu")
+    expected = resolve_auto(PerformanceConfig(), "cpu").encoder_part
     assert all(applied_performance(m) == expected for m in encoder_modules(auto).values())
+
+
+# -- fused Adam ------------------------------------------------------------------------------
+ADAM_MODULE = importlib.import_module("torch.optim.adam")  # torch.optim's namespace hides the module
+FUSED_ONLY = PerformanceConfig(channels_last=False, compile=False, bf16=False, fused_adam=True)
+
+
+def _count_adam_kernels(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the Adam implementations torch dispatches to (it looks them up at every step)."""
+    calls = {"fused": 0, "unfused": 0}
+    for name, kind in [("_fused_adam", "fused"), ("_single_tensor_adam", "unfused"), ("_multi_tensor_adam", "unfused")]:
+        real = getattr(ADAM_MODULE, name)
+
+        def counted(*args: Any, _real: Any = real, _kind: str = kind, **kwargs: Any) -> Any:
+            calls[_kind] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(ADAM_MODULE, name, counted)
+    return calls
+
+
+def _adam_groups(model: Any) -> list[dict[str, Any]]:
+    return [g for o in model_optimizers(model) if isinstance(o, torch.optim.Adam) for g in o.param_groups]
+
+
+def _build(algo: str, performance_: Any, **extra: Any) -> Any:
+    if algo == "sac":
+        return _sac(performance=performance_, **extra)
+    cls = {"ppo": CurlPPO, "a2c": CurlA2C}[algo]
+    return cls(
+        "CnnPolicy",
+        DotEnv(),
+        aux="curl",
+        n_steps=16,
+        policy_kwargs=SMALL,
+        device="cpu",
+        seed=0,
+        performance=performance_,
+        **({"batch_size": 16} if algo == "ppo" else {}),
+        **extra,
+    )
+
+
+@pytest.mark.parametrize("algo", ["sac", "ppo", "a2c"])
+def test_fused_adam_switch_steps_every_adam_optimizer_fused(monkeypatch: pytest.MonkeyPatch, algo: str) -> None:
+    model = _build(algo, FUSED_ONLY)
+    names = {type(o).__name__ for o in model_optimizers(model)}
+    # SAC: actor, critic, entropy coefficient and the head; PPO: policy and head; A2C keeps RMSprop
+    assert len(model_optimizers(model)) == {"sac": 4, "ppo": 2, "a2c": 2}[algo], names
+    calls = _count_adam_kernels(monkeypatch)
+    model.learn(48)
+    assert calls["fused"] > 0 and calls["unfused"] == 0, calls
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())
+    if algo == "a2c":
+        assert any(
+            isinstance(o, torch.optim.RMSprop) and not o.param_groups[0].get("fused") for o in model_optimizers(model)
+        )
+
+
+def test_fused_adam_off_keeps_torchs_default_and_a_users_own_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_adam_kernels(monkeypatch)
+    _sac(performance="off").learn(30)
+    assert calls == {"fused": 0, "unfused": calls["unfused"]} and calls["unfused"] > 0
+    # aux="none" promises SB3's arithmetic: "auto" leaves its optimizers alone
+    none = CurlSAC("CnnPolicy", DotEnv(continuous=True), aux="none", **SAC_KW)
+    assert not any(g["fused"] for g in _adam_groups(none))
+    assert all(g["fused"] for g in _adam_groups(_sac(performance=None)))  # "auto" on a CPU: on
+    own = dict(SMALL, optimizer_kwargs={"fused": True})
+    mine = _sac(performance="off", policy_kwargs=own)  # the user's fused=True stays with the switch off
+    assert all(g["fused"] for o in (mine.actor.optimizer, mine.critic.optimizer) for g in o.param_groups)
+
+
+def test_loading_applies_the_loading_models_fused_switch_not_the_files(tmp_path: Path) -> None:
+    model = _sac(performance=FUSED_ONLY)
+    model.learn(30)  # optimizer state exists (step counts, moments) and is saved with the fused flags
+    model.save(tmp_path / "fused.zip")
+    env = DotEnv(continuous=True)
+    off = CurlSAC.load(tmp_path / "fused.zip", env=env, device="cpu", performance="off")
+    assert _adam_groups(off) and not any(g["fused"] for g in _adam_groups(off))
+    off.learn(10, reset_num_timesteps=False)
+    off.save(tmp_path / "unfused.zip")
+    on = CurlSAC.load(tmp_path / "unfused.zip", env=env, device="cpu", performance=FUSED_ONLY)
+    assert all(g["fused"] and not g["foreach"] for g in _adam_groups(on))
+    on.learn(10, reset_num_timesteps=False)
+    assert all(torch.isfinite(p).all() for p in on.policy.parameters())

@@ -25,7 +25,14 @@ from stable_baselines3.common.type_aliases import GymEnv
 from torch import nn
 
 from curl_rl.algos.frames import stacked_frame_channels
-from curl_rl.algos.performance import PerformanceConfig, apply_performance, encoder_input, resolve_performance_config
+from curl_rl.algos.fused_adam import set_fused_adam
+from curl_rl.algos.performance import (
+    PerformanceConfig,
+    apply_performance,
+    encoder_input,
+    resolve_performance_config,
+    resolved_performance,
+)
 from curl_rl.algos.step_logger import OncePerStepLogger
 from curl_rl.auxiliary.augmentations import FRAME_AWARE_AUGMENTATIONS, center_crop
 from curl_rl.auxiliary.config import ROUTINGS, AuxConfig, resolve_aux_config
@@ -420,7 +427,8 @@ class AuxAlgorithmMixin:
     ) -> None:
         """SB3's ``set_parameters``, across auxiliary settings: a file's auxiliary head is dropped
         (with a warning) by a model without one; a model with a head refuses a file without one
-        unless ``exact_match=False`` (the head then stays as initialised).
+        unless ``exact_match=False`` (the head then stays as initialised). Adam optimizers then step
+        fused or not as this model's ``performance`` says, whatever the file's did.
 
         :param load_path_or_dict: a saved model or a ``{name: state_dict}`` dict (as SB3).
         :param exact_match: require the same set of state dicts (as SB3).
@@ -450,6 +458,8 @@ class AuxAlgorithmMixin:
                 "'none'); pass exact_match=False to load them and keep this model's freshly initialised head"
             )
         super().set_parameters(params, exact_match=exact_match, device=device)  # type: ignore[misc]
+        # the loaded optimizer groups carry the fused flags they were saved with; the switch decides
+        set_fused_adam(self, resolved_performance(self, getattr(self, "performance", None)).fused_adam is True)
 
     # -- the training hooks --------------------------------------------------------------
     @property

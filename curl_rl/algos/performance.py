@@ -1,6 +1,7 @@
-"""Speed switches for the pixel encoders of a built model: channels_last, ``torch.compile``, bf16.
+"""Speed switches of a built model: channels_last, ``torch.compile`` and bf16 for its pixel
+encoders, fused Adam steps for its optimizers.
 
-:func:`apply_performance` changes *how* the encoders compute, never *what* they hold: parameter
+:func:`apply_performance` changes *how* the model computes, never *what* it holds: parameter
 names, shapes and dtypes stay as they are, so ``state_dict`` keys are unchanged and a model saved
 with any switches loads into a model built with any others. With every switch off nothing is
 touched and training is bit-identical to a model that never called it.
@@ -17,6 +18,9 @@ touched and training is bit-identical to a model that never called it.
   by a forward pre-hook and left by an always-called forward hook that casts the features back to
   float32; weights, gradients and optimizer state stay float32, and the copied SB3 ``train()``
   loops need no change.
+- ``fused_adam``: every Adam/AdamW optimizer of the model steps with PyTorch's fused kernel (one
+  pass over each parameter instead of one per operation; :mod:`curl_rl.algos.fused_adam`). Same
+  formula in float32, rounded differently in the last bit.
 
 ``"auto"`` picks per device from the measurements in ``docs/perf_notes.md``
 (:data:`AUTO_DEFAULTS`); a model whose auxiliary objective is off (``aux="none"``, promised to
@@ -39,21 +43,25 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from curl_rl.algos.fused_adam import set_fused_adam
+
 Switch = bool | Literal["auto"]
-SWITCHES = ("channels_last", "compile", "bf16")
+#: the switches that change how an encoder module computes (:func:`apply_to_module`)
+ENCODER_SWITCHES = ("channels_last", "compile", "bf16")
+SWITCHES = (*ENCODER_SWITCHES, "fused_adam")
 
 #: what ``"auto"`` becomes per device type, from the measurements in docs/perf_notes.md
 #: - cpu: channels_last measured faster for one encoder update (see the notes for the ratio);
 #:   compile measured slower to pay back (tens of seconds of compilation per shape/grad mode on
 #:   2 cores against a small per-update gain); bf16 not auto: it changes the numerics and the
-#:   issue asks for it on GPU only.
+#:   issue asks for it on GPU only; fused_adam measured 1.04x per CurlSAC update (BENCHMARKS.md).
 #: - cuda: no GPU measurement exists yet; everything stays off until ``benchmarks/gpu.sh`` has
 #:   measured it (its encoder table prints the ratios needed to flip these).
 AUTO_DEFAULTS: dict[str, dict[str, bool]] = {
-    "cpu": {"channels_last": True, "compile": False, "bf16": False},
-    "cuda": {"channels_last": False, "compile": False, "bf16": False},
+    "cpu": {"channels_last": True, "compile": False, "bf16": False, "fused_adam": True},
+    "cuda": {"channels_last": False, "compile": False, "bf16": False, "fused_adam": False},
 }
-_OFF = {"channels_last": False, "compile": False, "bf16": False}
+_OFF = dict.fromkeys(SWITCHES, False)
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,14 @@ class PerformanceConfig:
     :param compile: ``torch.compile`` the encoder's layers; ``"auto"`` = where compilation pays back.
     :param bf16: bf16 autocast around the encoder forward; ``"auto"`` = where it measured faster
         and the device supports bf16.
+    :param fused_adam: the model's Adam/AdamW optimizers step with PyTorch's fused kernel;
+        ``"auto"`` = where it measured faster.
     """
 
     channels_last: Switch = "auto"
     compile: Switch = "auto"
     bf16: Switch = "auto"
+    fused_adam: Switch = "auto"
 
     def __post_init__(self) -> None:
         for name in SWITCHES:
@@ -84,7 +95,12 @@ class PerformanceConfig:
     @classmethod
     def off(cls) -> PerformanceConfig:
         """Every switch off: today's behaviour, bit for bit."""
-        return cls(False, False, False)
+        return cls(**_OFF)
+
+    @property
+    def encoder_part(self) -> PerformanceConfig:
+        """These switches with the model-level ones off: what an encoder module carries."""
+        return dataclasses.replace(self, **{name: False for name in SWITCHES if name not in ENCODER_SWITCHES})
 
 
 def resolve_performance_config(value: Any) -> PerformanceConfig:
@@ -230,8 +246,9 @@ def apply_to_module(module: nn.Module, config: PerformanceConfig) -> None:
     :param config: switches holding booleans only (see :func:`resolve_auto`).
     :raises ValueError: a switch is still ``"auto"``, or the module was switched differently before.
     """
-    if any(not isinstance(getattr(config, name), bool) for name in SWITCHES):
+    if any(not isinstance(getattr(config, name), bool) for name in ENCODER_SWITCHES):
         raise ValueError(f"apply_to_module needs resolved switches, got {config}; call resolve_auto first")
+    config = config.encoder_part
     previous: PerformanceConfig | None = getattr(module, _STATE_ATTR, None)
     if previous is not None:
         if previous == config:
@@ -282,11 +299,8 @@ def encoder_modules(model: Any) -> dict[str, nn.Module]:
     return found
 
 
-def apply_performance(model: Any, config: PerformanceConfig | Any = None) -> None:
-    """Apply the speed switches to every encoder of a built model (online, target and key).
-
-    Call once the policy and the auxiliary head exist (the end of ``_setup_aux``), before any
-    optimizer step, so optimizer state is created in the encoders' final layout.
+def resolved_performance(model: Any, config: PerformanceConfig | Any = None) -> PerformanceConfig:
+    """The switches ``config`` turns into for ``model``: booleans for its device and aux settings.
 
     :param model: the algorithm; ``model.device`` picks the ``"auto"`` defaults.
     :param config: anything :func:`resolve_performance_config` accepts; ``None`` = all ``"auto"``.
@@ -298,8 +312,23 @@ def apply_performance(model: Any, config: PerformanceConfig | Any = None) -> Non
         requested = dataclasses.replace(
             requested, **{name: False for name in SWITCHES if getattr(requested, name) == "auto"}
         )
-    resolved = resolve_auto(requested, model.device)
-    if not resolved.any_on:
+    return resolve_auto(requested, model.device)
+
+
+def apply_performance(model: Any, config: PerformanceConfig | Any = None) -> None:
+    """Apply the speed switches to every encoder (online, target and key) and optimizer of a built model.
+
+    Call once the policy and the auxiliary head exist (the end of ``_setup_aux``), before any
+    optimizer step, so optimizer state is created in the encoders' final layout. Loading
+    optimizer state brings the saved ``fused`` flags back; :func:`set_fused_adam` puts the
+    switch's back (the Curl algorithms' ``set_parameters`` does).
+
+    :param model: the algorithm; ``model.device`` picks the ``"auto"`` defaults.
+    :param config: anything :func:`resolve_performance_config` accepts; ``None`` = all ``"auto"``.
+    """
+    resolved = resolved_performance(model, config)
+    set_fused_adam(model, resolved.fused_adam is True)
+    if not resolved.encoder_part.any_on:
         return
     if resolved.compile and model.device.type == "cpu":
         warnings.warn(
