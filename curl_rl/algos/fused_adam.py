@@ -3,8 +3,9 @@
 PyTorch's default Adam on a CPU walks each parameter tensor once per operation of the update
 (moments, square root, division, step); the fused kernel does all of them in one pass. On a
 CurlSAC update that is 4.3M critic parameters every step, cold in cache by then: 1.04x per update
-on this CPU (BENCHMARKS.md). Same formula in float32; it rounds differently in the last bit, so
-it is a switch, off wherever ``performance`` promises SB3's exact arithmetic.
+with one thread, 1.01x with two, on a 2-core Xeon (BENCHMARKS.md, 2026-12-01 17:46 UTC). Same
+formula in float32; it rounds differently in the last bit, so it is a switch, off wherever
+``performance`` promises SB3's exact arithmetic.
 
 Torch reads the flag from each parameter group at every ``step()``, so switching flips the
 groups' ``fused``/``foreach`` entries of an optimizer that exists. ``load_state_dict`` restores

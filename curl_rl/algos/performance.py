@@ -54,7 +54,8 @@ SWITCHES = (*ENCODER_SWITCHES, "fused_adam")
 #: - cpu: channels_last measured faster for one encoder update (see the notes for the ratio);
 #:   compile measured slower to pay back (tens of seconds of compilation per shape/grad mode on
 #:   2 cores against a small per-update gain); bf16 not auto: it changes the numerics and the
-#:   issue asks for it on GPU only; fused_adam measured 1.04x per CurlSAC update (BENCHMARKS.md).
+#:   issue asks for it on GPU only; fused_adam measured 1.04x (one thread) and 1.01x (two) per
+#:   CurlSAC update (BENCHMARKS.md).
 #: - cuda: no GPU measurement exists yet; everything stays off until ``benchmarks/gpu.sh`` has
 #:   measured it (its encoder table prints the ratios needed to flip these).
 AUTO_DEFAULTS: dict[str, dict[str, bool]] = {
