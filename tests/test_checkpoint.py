@@ -300,6 +300,23 @@ def test_an_interrupt_during_a_checkpoint_write_waits_for_the_write(
     assert load_checkpoint(written, DotEnv(), device="cpu").num_timesteps == 32
 
 
+def test_interrupts_are_not_held_where_a_handler_cannot_be_put_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from curl_rl.experiment.checkpoint import interrupts_held
+
+    before = signal.getsignal(signal.SIGINT)
+    real_getsignal = signal.getsignal
+    # a handler installed from C reads as None and could not be restored: leave the handlers alone
+    monkeypatch.setattr(signal, "getsignal", lambda s: None if s == signal.SIGTERM else real_getsignal(s))
+    with interrupts_held():
+        assert real_getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt), interrupts_held():
+        raise KeyboardInterrupt  # unguarded: nothing swallows it
+    monkeypatch.undo()
+    with interrupts_held():
+        assert signal.getsignal(signal.SIGINT) is not before  # held here
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_keep_last_prunes_untagged_only(tmp_path: Path) -> None:
     model = ppo()
     cb = CheckpointCallback(tmp_path, save_freq_steps=32, keep_last=2)

@@ -315,9 +315,12 @@ def interrupts_held() -> Iterator[None]:
     over instead of resuming it. Held here, Ctrl-C (or a scheduler's SIGTERM) lands after the
     checkpoint is in place, and the interrupted run saves its own. A large replay buffer makes
     this wait seconds; SIGKILL still ends the process at once. Handlers can only be changed from
-    the main thread; elsewhere the block runs unguarded.
+    the main thread, and one installed outside Python cannot be put back; there the block runs
+    unguarded.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or any(
+        signal.getsignal(signum) is None for signum in _HELD_SIGNALS
+    ):
         yield
         return
     held: list[int] = []
