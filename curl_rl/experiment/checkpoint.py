@@ -300,7 +300,7 @@ def save_checkpoint(
         raise FileExistsError(f"checkpoint {final} already exists; pass overwrite=True to replace it, or another tag")
 
     with interrupts_held():
-        _write_checkpoint(model, folder, name, tag, save_replay_buffer, run_path)
+        _write_checkpoint(model, final, tag, save_replay_buffer, run_path)
     if keep_last is not None:
         _prune(folder, keep_last)
     return final
@@ -336,9 +336,10 @@ def interrupts_held() -> Iterator[None]:
 
 
 def _write_checkpoint(
-    model: BaseAlgorithm, folder: Path, name: str, tag: str | None, save_replay_buffer: bool, run_path: Path
+    model: BaseAlgorithm, final: Path, tag: str | None, save_replay_buffer: bool, run_path: Path
 ) -> None:
-    final = folder / name
+    """Write the checkpoint into a temporary folder beside ``final``, then rename it into place."""
+    folder, name = final.parent, final.name
     tmp = folder / f"{_TMP_PREFIX}{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
