@@ -11,7 +11,7 @@
 #    (or $WHEELHOUSE); pip finds them there. Without dm_control the SAC benchmark falls back to a
 #    synthetic pixel env and says so in its table.
 # 2. benchmarks/gpu_sac.py: plain SAC, CurlSAC("aug"), CurlSAC("curl") and curl with the
-#    channels_last / bf16 switches on DMC cartpole swingup (CURL's settings, batch 512): updates/s,
+#    channels_last / bf16 / fused Adam switches on DMC cartpole swingup (CURL_PAPER_SAC, batch 512): updates/s,
 #    env steps/s, peak GPU memory, GPU utilisation -> $OUT/gpu_results.md.
 # 3. benchmarks/encoder_efficiency.py at batch 512 (switch arms incl. torch.compile and bf16) and
 #    benchmarks/augmentation.py (on-device crop/shift), each in the time that is left.
@@ -78,7 +78,7 @@ if [[ $SMOKE == 1 ]]; then
 fi
 
 # -- 2. SAC arms: ~60% of what is left -------------------------------------------------------------
-ARMS=(sac aug curl curl+cl curl+bf16)
+ARMS=(sac aug curl curl+cl curl+bf16 curl+fused)
 SAC_S=$(( $(left) * 60 / 100 ))
 # per arm: its update phase, after ~15 s of building and 1000 random steps
 ARM_S=$(( SAC_S / ${#ARMS[@]} - 15 ))

@@ -1,24 +1,25 @@
 """CurlSAC against plain SAC on DeepMind Control cartpole swingup from pixels: speed on one GPU.
 
-Each arm is built with CURL's SAC settings (batch 512, lr 1e-3, critic tau 0.01, initial
-temperature 0.1, hidden 1024, 50 features, 3 stacked RGB frames at 84x84, action repeat 8; the
-"curl" preset's key encoder: tau 0.05 every 2 updates), fills ``learning_starts`` transitions with
-random actions, then trains for a fixed number of updates (one update per env step). Reported
-per arm: updates/s (time inside ``train()``), env steps/s (collection time outside ``train()``,
-and overall), peak GPU memory (``torch.cuda.max_memory_allocated``), mean GPU utilisation
-(``nvidia-smi`` or pynvml sampled every 0.5 s in a background thread during the updates).
+Each arm is built with CURL's SAC update (:data:`curl_rl.algos.sac.CURL_PAPER_SAC`: batch 512,
+lr 1e-3, critic tau 0.01 and encoder tau 0.05 every 2nd update, actor and temperature every 2nd
+update, temperature lr 1e-4 with betas (0.5, 0.999), initial temperature 0.1, hidden 1024, 50
+features, the keys from the target critic's encoder; 3 stacked RGB frames at 84x84, action
+repeat 8), fills ``learning_starts`` transitions with random actions, then trains for a fixed
+number of updates (one update per env step). Reported per arm: updates/s (time inside
+``train()``), env steps/s (collection time outside ``train()``, and overall), peak GPU memory
+(``torch.cuda.max_memory_allocated``), mean GPU utilisation (``nvidia-smi`` or pynvml sampled
+every 0.5 s in a background thread during the updates).
 
 Arms (``--arms``; each its own model, run one after another, env identical):
 
-- ``sac``: plain SB3-style SAC (``aux="none"``: SB3's separate actor/critic encoders, no augmentation);
+- ``sac``: the same settings with SB3's routing (separate actor/critic encoders), no augmentation,
+  no auxiliary loss;
 - ``aug``: CurlSAC("aug"), DrQ/RAD random shift, CURL routing, no auxiliary loss;
 - ``curl``: CurlSAC("curl") with routing "curl";
-- ``curl+cl`` / ``curl+bf16`` / ``curl+cl+bf16`` / ``curl+compile``: ``curl`` with speed switches
-  from :mod:`curl_rl.algos.performance` applied after construction (their GPU defaults need these).
-
-Deviations from CURL's own SAC, which SB3's SAC cannot express: the actor is updated every step
-(CURL: every 2nd), the entropy optimizer uses the main lr and Adam's default betas (CURL: 1e-4,
-(0.5, 0.999)). Both make our update a little more work than CURL's, not less.
+- ``curl+cl`` / ``curl+bf16`` / ``curl+cl+bf16`` / ``curl+compile`` / ``curl+fused``: ``curl`` built
+  with one or two speed switches of :mod:`curl_rl.algos.performance` on (``fused``: PyTorch's
+  fused Adam kernel for every optimizer). ``sac``, ``aug`` and ``curl`` run with every switch off,
+  so each switched arm's "vs curl" is that switch alone, on any device.
 
 ``--smoke`` runs a few updates on CPU (DMC if dm_control imports, else the synthetic env) to test
 the script without a GPU. Results go to stdout as a Markdown table and to ``$OUT/gpu_results.md``
@@ -31,6 +32,7 @@ when ``$OUT`` is set.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -45,14 +47,17 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from benchmarks.common import SyntheticPixelEnv, machine_description, stamp
-from curl_rl import CurlEncoder, CurlSAC
-from curl_rl.algos.performance import PerformanceConfig, apply_performance
+from curl_rl import CurlSAC
+from curl_rl.algos.performance import PerformanceConfig
+from curl_rl.algos.sac import CURL_PAPER_SAC
 
+_OFF = PerformanceConfig.off()
 SWITCHED = {
-    "curl+cl": PerformanceConfig(channels_last=True, compile=False, bf16=False),
-    "curl+bf16": PerformanceConfig(channels_last=False, compile=False, bf16=True),
-    "curl+cl+bf16": PerformanceConfig(channels_last=True, compile=False, bf16=True),
-    "curl+compile": PerformanceConfig(channels_last=False, compile=True, bf16=False),
+    "curl+cl": dataclasses.replace(_OFF, channels_last=True),
+    "curl+bf16": dataclasses.replace(_OFF, bf16=True),
+    "curl+cl+bf16": dataclasses.replace(_OFF, channels_last=True, bf16=True),
+    "curl+compile": dataclasses.replace(_OFF, compile=True),
+    "curl+fused": dataclasses.replace(_OFF, fused_adam=True),
 }
 ARMS = ("sac", "aug", "curl", *SWITCHED)
 
@@ -203,32 +208,26 @@ def build(arm: str, env: gym.Env, args: argparse.Namespace, device: str) -> Curl
     aux: Any = "none" if arm == "sac" else ("aug" if arm == "aug" else "curl")
     if args.crop and aux != "none":
         aux = {"preset": aux, "augment": ("crop",), "crop_size": args.crop}
-    policy_kwargs = dict(
-        net_arch=[args.hidden, args.hidden],
-        features_extractor_class=CurlEncoder,
-        features_extractor_kwargs=dict(features_dim=50),
-    )
-    model = CurlSAC(
+    kwargs: dict[str, Any] = {
+        **CURL_PAPER_SAC,
+        "policy_kwargs": {**CURL_PAPER_SAC["policy_kwargs"], "net_arch": [args.hidden, args.hidden]},
+        "buffer_size": args.learning_starts + args.updates + 8,
+        "learning_starts": args.learning_starts,
+        "batch_size": args.batch,
+    }
+    if arm == "sac":
+        kwargs["routing"] = "sb3"
+    return CurlSAC(
         "CnnPolicy",
         env,
         aux=aux,
-        routing="sb3" if arm == "sac" else "curl",
-        buffer_size=args.learning_starts + args.updates + 8,
-        learning_starts=args.learning_starts,
-        batch_size=args.batch,
-        learning_rate=1e-3,
-        tau=0.01,
-        gamma=0.99,
-        ent_coef="auto_0.1",
+        performance=SWITCHED.get(arm, _OFF),
         train_freq=1,
         gradient_steps=1,
-        policy_kwargs=policy_kwargs,
         seed=0,
         device=device,
+        **kwargs,
     )
-    if arm in SWITCHED:
-        apply_performance(model, SWITCHED[arm])
-    return model
 
 
 def run_arm(arm: str, args: argparse.Namespace, device: str) -> ArmResult:
@@ -334,8 +333,8 @@ def main() -> None:
         f"# machine: {machine_description()}",
         f"# command: python -m benchmarks.gpu_sac {' '.join(sys.argv[1:])}".rstrip(),
         f"# env: {env_desc}; MUJOCO_GL={os.environ.get('MUJOCO_GL', 'unset')}",
-        f"# settings: batch {args.batch}, lr 1e-3, critic tau 0.01, ent_coef auto_0.1, hidden {args.hidden}, "
-        f"features 50, learning_starts {args.learning_starts}, {args.updates} updates per arm "
+        f"# settings: CURL_PAPER_SAC with batch {args.batch}, hidden {args.hidden}, "
+        f"learning_starts {args.learning_starts}, {args.updates} updates per arm "
         f"(time limit {args.arm_seconds:.0f} s), device {device}"
         + (f", aux arms crop {args.image_size}->{args.crop}" if args.crop else ", aux arms shift pad 4"),
     ]

@@ -38,7 +38,10 @@ else
   NAME=gpu-study-dmc-cartpole-sac
 fi
 RUNS_DIR=${GPU_STUDY_RUNS:-runs}
-rm -rf "${RUNS_DIR:?}/$NAME"  # a fresh study each time: the budget is for this loan
+# a fresh study each time (the budget is for this loan), in a folder of its own: an earlier
+# run's study is never deleted or continued
+NAME="$NAME-$(date -u +%Y%m%d-%H%M%S)"
+while [[ -e "$RUNS_DIR/$NAME" ]]; do NAME="$NAME-x"; done
 log "$SEEDS seed(s) x 3 arms, $STEPS env steps each, $JOBS at once on $DEVICE, budget ${BUDGET}s"
 # the summary step needs a few seconds: the runs get the budget minus a margin
 timeout --kill-after=10 $(( BUDGET - 20 )) "$PY" -m curl_rl compare --env dmc-cartpole-swingup --algo sac \

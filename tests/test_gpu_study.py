@@ -22,6 +22,9 @@ def test_gpu_study_smoke_mode_writes_a_summary(tmp_path: Path) -> None:
         "OUT": str(tmp_path / "out"),
         "GPU_STUDY_SECONDS": "570",
     }
+    earlier = tmp_path / "runs" / "gpu-study-smoke" / "none" / "seed0"  # a study of an earlier call
+    earlier.mkdir(parents=True)
+    (earlier / "model.zip").write_bytes(b"an earlier run")
     done = subprocess.run(
         ["bash", "benchmarks/gpu_study.sh", "--smoke"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=660
     )
@@ -30,3 +33,4 @@ def test_gpu_study_smoke_mode_writes_a_summary(tmp_path: Path) -> None:
     assert summary["arm_order"] == ["none", "aug", "curl"]
     assert all(summary["arms"][arm]["n_done"] == 1 for arm in summary["arm_order"])
     assert (tmp_path / "out" / "learning_curves.png").stat().st_size > 0
+    assert (earlier / "model.zip").read_bytes() == b"an earlier run", "an earlier study was deleted"
