@@ -48,13 +48,26 @@ timeout --kill-after=10 $(( BUDGET - 20 )) "$PY" -m curl_rl compare --env dmc-ca
   --arms none,aug,curl --seeds "$SEEDS" --steps "$STEPS" --jobs "$JOBS" --device "$DEVICE" \
   --set aux.augment=shift "${EXTRA[@]}" --name "$NAME" --out "$RUNS_DIR"
 status=$?
-(( status != 0 )) && log "compare exited with $status (a timeout leaves the unfinished runs out of the summary)"
+PLOT=()
+if (( status != 0 )); then
+  log "compare exited with $status (a timeout leaves the unfinished runs out of the statistics; their curves are drawn)"
+  PLOT=(--include-unfinished)
+fi
 # summarise whatever finished (compare writes the summary itself when it is not cut short)
-"$PY" -m curl_rl plot "$RUNS_DIR/$NAME" >/dev/null 2>&1 || log "plot exited with $?"
+"$PY" -m curl_rl plot ${PLOT[@]+"${PLOT[@]}"} "$RUNS_DIR/$NAME" >/dev/null 2>&1 || log "plot exited with $?"
 if [[ -n "${OUT:-}" ]]; then
   mkdir -p "$OUT"
   cp "$RUNS_DIR/$NAME"/summary.md "$RUNS_DIR/$NAME"/summary.json "$OUT"/ 2>/dev/null || log "no summary"
   cp "$RUNS_DIR/$NAME"/*.png "$OUT"/ 2>/dev/null || true
+  # each run's small records (evaluations, status, config), so a run cut short by the budget still
+  # comes back with what it measured
+  for run in "$RUNS_DIR/$NAME"/*/seed*/; do
+    dest="$OUT/runs/${run#"$RUNS_DIR/$NAME/"}"
+    mkdir -p "$dest"
+    for f in evaluations.csv status.json config.yaml aux_metrics.csv; do
+      [[ -f "$run$f" ]] && cp "$run$f" "$dest"
+    done
+  done
 fi
 [[ -f "$RUNS_DIR/$NAME/summary.md" ]] && cat "$RUNS_DIR/$NAME/summary.md"
 log "done"

@@ -33,4 +33,6 @@ def test_gpu_study_smoke_mode_writes_a_summary(tmp_path: Path) -> None:
     assert summary["arm_order"] == ["none", "aug", "curl"]
     assert all(summary["arms"][arm]["n_done"] == 1 for arm in summary["arm_order"])
     assert (tmp_path / "out" / "learning_curves.png").stat().st_size > 0
+    for arm in summary["arm_order"]:  # each run's own records come back too
+        assert (tmp_path / "out" / "runs" / arm / "seed0" / "evaluations.csv").stat().st_size > 0
     assert (earlier / "model.zip").read_bytes() == b"an earlier run", "an earlier study was deleted"

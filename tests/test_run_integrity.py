@@ -242,6 +242,54 @@ def test_sigterm_to_compare_stops_its_workers_and_leaves_resumable_runs(tmp_path
     assert not (run / LOCK_NAME).exists()
 
 
+def test_workers_of_a_killed_compare_save_their_runs_and_exit(tmp_path: Path) -> None:
+    """SIGKILL to compare (the OOM killer, ``timeout --kill-after``, a scheduler's hard limit) cannot
+    be handled by compare itself; its workers must notice, checkpoint their runs and exit instead of
+    training on as orphans (holding the run locks) and then waiting forever for work."""
+    import signal
+    import time
+
+    from curl_rl.envs.presets import ENV_PATH_VAR
+
+    tests = Path(__file__).resolve().parent
+    env = {
+        **os.environ,
+        ENV_PATH_VAR: str(tests / "envs"),
+        "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+    argv = [sys.executable, "-m", "curl_rl", "compare", "--env", "dots", "--algo", "ppo", "--arms", "curl"]
+    argv += ["--seeds", "1", "--steps", "1000000", "--jobs", "1", "--threads", "1", "--checkpoint-freq", "32"]
+    argv += ["--no-probe", "--set", "eval.freq=1000000"]
+    log = tmp_path / "compare.log"  # a file, not a pipe: orphaned workers would hold a pipe open
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    run = tmp_path / "runs" / "dots-ppo" / "curl" / "seed0"
+    deadline = time.monotonic() + 120
+    worker = None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (run / LOCK_NAME).exists() and any((run / "checkpoints").glob("*")):
+                worker = int(json.loads((run / LOCK_NAME).read_text())["pid"])
+                break
+            time.sleep(0.2)
+        assert worker is not None, log.read_text()[-3000:]
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    gone = time.monotonic() + 60
+    while time.monotonic() < gone and _pid_alive(worker):
+        time.sleep(0.2)
+    alive = _pid_alive(worker)
+    if alive:
+        os.kill(worker, signal.SIGKILL)
+    assert not alive, f"the worker (pid {worker}) lived on after compare was killed"
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["checkpoint"], status
+    assert not (run / LOCK_NAME).exists()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -332,10 +332,67 @@ def _interrupt_once(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _worker_signals() -> None:
-    """Pool initializer: SIGINT and SIGTERM interrupt a worker's run once (see :func:`_interrupt_once`)."""
+#: a worker's state as its parent watch sees it: whether a run is in progress, whether compare is gone
+_WORKER_LOCK = threading.Lock()
+_RUN_ACTIVE = threading.Event()
+_ORPHANED = threading.Event()
+
+
+def _init_worker(compare_pid: int, poll_s: float = 1.0) -> None:
+    """Pool initializer: SIGINT and SIGTERM interrupt a worker's run once (see :func:`_interrupt_once`),
+    and a daemon thread watches for compare's death.
+
+    :param compare_pid: the compare process.
+    :param poll_s: seconds between checks.
+    """
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
+    threading.Thread(
+        target=_watch_compare, args=(compare_pid, os.getppid(), poll_s), name="curl_rl-watch-compare", daemon=True
+    ).start()
+
+
+def _compare_alive(compare_pid: int, parent_pid: int) -> bool:
+    # the parent changes when it dies (a spawned worker's parent is compare; a forkserver's
+    # server exits as soon as compare does)
+    if os.getppid() != parent_pid:
+        return False
+    try:
+        os.kill(compare_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's (the pid was reused): compare itself is gone
+        return False
+    return True
+
+
+def _watch_compare(compare_pid: int, parent_pid: int, poll_s: float) -> None:
+    """Once compare is gone (SIGKILL cannot be handled, so it could not tell anyone), interrupt
+    the run in progress as Ctrl-C would (it saves an ``interrupted`` checkpoint and frees its lock)
+    and exit: nobody is left to hand out runs or read results, and an orphan would train on with
+    the run locked, then wait for work forever, holding its stdout open."""
+    while _compare_alive(compare_pid, parent_pid):
+        time.sleep(poll_s)
+    with _WORKER_LOCK:
+        _ORPHANED.set()
+        if not _RUN_ACTIVE.is_set():
+            os._exit(1)
+    os.kill(os.getpid(), signal.SIGINT)  # the run's KeyboardInterrupt; _run_in_worker exits after it
+
+
+def _run_in_worker(spec: RunSpec) -> RunResult:
+    """:func:`run_single_safe` in a pool worker, known to the worker's watch of compare."""
+    with _WORKER_LOCK:
+        if _ORPHANED.is_set():
+            os._exit(1)
+        _RUN_ACTIVE.set()
+    try:
+        return run_single_safe(spec)
+    finally:
+        with _WORKER_LOCK:
+            _RUN_ACTIVE.clear()
+            if _ORPHANED.is_set():
+                os._exit(1)  # the run has saved what it had; its result has no reader
 
 
 def _interrupt_workers(pool: ProcessPoolExecutor) -> None:
@@ -411,7 +468,8 @@ def run_local(
 
     Only ``jobs`` runs are handed to the pool at once, so after Ctrl-C no queued run starts.
     A worker process that dies (e.g. killed for memory) fails the runs it was part of; the
-    pool is rebuilt for the rest.
+    pool is rebuilt for the rest. If this process dies instead (SIGKILL), each worker notices
+    within a second, interrupts its run (an ``interrupted`` checkpoint) and exits.
 
     :param specs: the runs.
     :param jobs: parallel workers.
@@ -425,14 +483,16 @@ def run_local(
     results: list[RunResult] = []
     ctx = _mp_context()
     while queue:
-        pool = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx, initializer=_worker_signals)
+        pool = ProcessPoolExecutor(
+            max_workers=max(1, jobs), mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),)
+        )
         pending: dict[Future[RunResult], RunSpec] = {}
         broken = False
         try:
             while (queue or pending) and not broken:
                 while queue and len(pending) < jobs:
                     spec = queue.pop(0)
-                    pending[pool.submit(run_single_safe, spec)] = spec
+                    pending[pool.submit(_run_in_worker, spec)] = spec
                 done, _ = wait(pending, timeout=progress_every_s, return_when=FIRST_COMPLETED)
                 if not done and on_progress is not None:
                     on_progress(list(pending.values()))
