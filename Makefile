@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install demo test test-slow lint typecheck format bench bench-gpu clean
+.PHONY: install demo test test-slow lint typecheck format bench bench-gpu gpu-prepare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench: $(STAMP)  ## CPU benchmarks; results go to BENCHMARKS.md by hand, with co
 
 bench-gpu:  ## on a CUDA machine: CurlSAC vs SAC on DMC cartpole swingup, batch 512 (< 8 min)
 	bash benchmarks/gpu.sh
+
+gpu-prepare:  ## before a GPU session, where PyPI is reachable: pack .whl/ and .gl/ for the offline GPU machine
+	PYTHON=$(BIN)/python bash benchmarks/gpu_prepare.sh
 
 clean:
 	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -7,8 +7,9 @@
 # 1. Python: uses $PYTHON (default python3). If curl_rl's dependencies and dm_control already
 #    import, nothing is installed. Otherwise a venv .venv-gpu is made with --system-site-packages
 #    (so the machine's own CUDA torch stays visible) and `pip install -e ".[dmc]"` runs in it; torch
-#    is installed only when `import torch` fails. Offline machines: put wheels in shared/wheels
-#    (or $WHEELHOUSE); pip finds them there. Without dm_control the SAC benchmark falls back to a
+#    is installed only when `import torch` fails. Offline machines (the lent GPU machine is one):
+#    run `bash benchmarks/gpu_prepare.sh` here first and carry .whl and .gl (gpu_env.sh installs
+#    them), or put wheels in shared/wheels (or $WHEELHOUSE) for pip to find. Without dm_control the SAC benchmark falls back to a
 #    synthetic pixel env and says so in its table.
 # 2. benchmarks/gpu_sac.py: plain SAC, CurlSAC("aug"), CurlSAC("curl") and curl with the
 #    channels_last / bf16 / fused Adam switches on DMC cartpole swingup (CURL_PAPER_SAC, batch 512): updates/s,
@@ -41,6 +42,8 @@ have_deps() { "$1" -c "import torch, gymnasium, stable_baselines3, yaml, curl_rl
 have_dmc() { "$1" -c "import dm_control.suite, mujoco" >/dev/null 2>&1; }
 
 # -- 1. environment -------------------------------------------------------------------------------
+# what benchmarks/gpu_prepare.sh packed here (.whl, .gl): the lent GPU machine reaches no registry
+source benchmarks/gpu_env.sh
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if have_deps "$PY" && { have_dmc "$PY" || [[ $SMOKE == 1 ]]; }; then
   log "using $PY as is (dependencies import)"

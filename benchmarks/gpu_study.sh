@@ -24,6 +24,8 @@ PY=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python
 export MUJOCO_GL=${MUJOCO_GL:-egl} LP_NUM_THREADS=1
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 log() { echo "[gpu_study.sh $(( $(date +%s) - START ))s] $*"; }
+# what benchmarks/gpu_prepare.sh packed here (.whl, .gl): the lent GPU machine reaches no registry
+source benchmarks/gpu_env.sh
 
 if [[ $SMOKE == 1 ]]; then
   BUDGET=${GPU_STUDY_SECONDS:-240}
