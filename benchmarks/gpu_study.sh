@@ -62,14 +62,10 @@ if [[ -n "${OUT:-}" ]]; then
   cp "$RUNS_DIR/$NAME"/summary.md "$RUNS_DIR/$NAME"/summary.json "$OUT"/ 2>/dev/null || log "no summary"
   cp "$RUNS_DIR/$NAME"/*.png "$OUT"/ 2>/dev/null || true
   # each run's small records (evaluations, status, config), so a run cut short by the budget still
-  # comes back with what it measured
-  for run in "$RUNS_DIR/$NAME"/*/seed*/; do
-    dest="$OUT/runs/${run#"$RUNS_DIR/$NAME/"}"
-    mkdir -p "$dest"
-    for f in evaluations.csv status.json config.yaml aux_metrics.csv; do
-      [[ -f "$run$f" ]] && cp "$run$f" "$dest"
-    done
-  done
+  # comes back with what it measured; one archive, since the device tool returns few files
+  (cd "$RUNS_DIR/$NAME" && find . -path "./*/seed*/*" \( -name evaluations.csv -o -name status.json \
+     -o -name config.yaml -o -name aux_metrics.csv \) -print0 | tar --null -czf "$OUT/runs.tar.gz" -T -) \
+    || log "could not archive the runs' records"
 fi
 [[ -f "$RUNS_DIR/$NAME/summary.md" ]] && cat "$RUNS_DIR/$NAME/summary.md"
 log "done"
