@@ -191,9 +191,11 @@ def test_resume_takes_the_safe_overrides_and_refuses_the_rest(capsys: pytest.Cap
     assert saved["aux"]["weight"] == 0.5 and "aux.weight=0.5" in saved["cli"]["set"]
 
 
-def test_sigterm_to_compare_stops_its_workers_and_leaves_resumable_runs(tmp_path: Path) -> None:
-    """``kill PID`` of a compare (or a scheduler's time limit) must not leave workers training on."""
-    import signal
+def _compare_with_a_checkpointed_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, Path, int]:
+    """Start a long one-run ``compare`` and wait until its run has written a checkpoint.
+
+    :return: the compare process, its log file, the run folder and the worker's pid.
+    """
     import time
 
     from curl_rl.envs.presets import ENV_PATH_VAR
@@ -214,27 +216,41 @@ def test_sigterm_to_compare_stops_its_workers_and_leaves_resumable_runs(tmp_path
         proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT)
     run = tmp_path / "runs" / "dots-ppo" / "curl" / "seed0"
     deadline = time.monotonic() + 120
-    worker = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run / LOCK_NAME).exists() and any((run / "checkpoints").glob("*")):
+            return proc, log, run, int(json.loads((run / LOCK_NAME).read_text())["pid"])
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"no checkpointed run within 120 s:\n{log.read_text()[-3000:]}")
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    """Whether ``pid`` exits within ``seconds``; one still alive then is killed (no stray process)."""
+    import signal
+    import time
+
+    gone = time.monotonic() + seconds
+    while time.monotonic() < gone and _pid_alive(pid):
+        time.sleep(0.2)
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        return False
+    return True
+
+
+def test_sigterm_to_compare_stops_its_workers_and_leaves_resumable_runs(tmp_path: Path) -> None:
+    """``kill PID`` of a compare (or a scheduler's time limit) must not leave workers training on."""
+    import signal
+
+    proc, log, run, worker = _compare_with_a_checkpointed_run(tmp_path)
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (run / LOCK_NAME).exists() and any((run / "checkpoints").glob("*")):
-                worker = int(json.loads((run / LOCK_NAME).read_text())["pid"])
-                break
-            time.sleep(0.2)
-        assert worker is not None, log.read_text()[-3000:]
         proc.send_signal(signal.SIGTERM)  # to compare alone, not its process group
         proc.wait(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
     out = log.read_text()
-    gone = time.monotonic() + 30
-    while time.monotonic() < gone and _pid_alive(worker):
-        time.sleep(0.2)
-    alive = _pid_alive(worker)
-    if alive:
-        os.kill(worker, signal.SIGKILL)
-    assert not alive, f"the worker (pid {worker}) kept training after compare got SIGTERM"
+    assert _gone_within(worker, 30), f"the worker (pid {worker}) kept training after compare got SIGTERM"
     assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
     assert "interrupted: runs in progress saved a checkpoint" in out
     status = json.loads((run / "status.json").read_text())
@@ -246,45 +262,10 @@ def test_workers_of_a_killed_compare_save_their_runs_and_exit(tmp_path: Path) ->
     """SIGKILL to compare (the OOM killer, ``timeout --kill-after``, a scheduler's hard limit) cannot
     be handled by compare itself; its workers must notice, checkpoint their runs and exit instead of
     training on as orphans (holding the run locks) and then waiting forever for work."""
-    import signal
-    import time
-
-    from curl_rl.envs.presets import ENV_PATH_VAR
-
-    tests = Path(__file__).resolve().parent
-    env = {
-        **os.environ,
-        ENV_PATH_VAR: str(tests / "envs"),
-        "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-        "PYTHONWARNINGS": "ignore",
-    }
-    argv = [sys.executable, "-m", "curl_rl", "compare", "--env", "dots", "--algo", "ppo", "--arms", "curl"]
-    argv += ["--seeds", "1", "--steps", "1000000", "--jobs", "1", "--threads", "1", "--checkpoint-freq", "32"]
-    argv += ["--no-probe", "--set", "eval.freq=1000000"]
-    log = tmp_path / "compare.log"  # a file, not a pipe: orphaned workers would hold a pipe open
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    run = tmp_path / "runs" / "dots-ppo" / "curl" / "seed0"
-    deadline = time.monotonic() + 120
-    worker = None
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (run / LOCK_NAME).exists() and any((run / "checkpoints").glob("*")):
-                worker = int(json.loads((run / LOCK_NAME).read_text())["pid"])
-                break
-            time.sleep(0.2)
-        assert worker is not None, log.read_text()[-3000:]
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-    gone = time.monotonic() + 60
-    while time.monotonic() < gone and _pid_alive(worker):
-        time.sleep(0.2)
-    alive = _pid_alive(worker)
-    if alive:
-        os.kill(worker, signal.SIGKILL)
-    assert not alive, f"the worker (pid {worker}) lived on after compare was killed"
+    proc, _, run, worker = _compare_with_a_checkpointed_run(tmp_path)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert _gone_within(worker, 60), f"the worker (pid {worker}) lived on after compare was killed"
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "interrupted" and status["checkpoint"], status
     assert not (run / LOCK_NAME).exists()
