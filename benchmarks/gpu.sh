@@ -9,11 +9,11 @@
 #    (so the machine's own CUDA torch stays visible) and `pip install -e ".[dmc]"` runs in it; torch
 #    is installed only when `import torch` fails. Offline machines (the lent GPU machine is one):
 #    run `bash benchmarks/gpu_prepare.sh` here first and carry .whl and .gl (gpu_env.sh installs
-#    them), or put wheels in shared/wheels (or $WHEELHOUSE) for pip to find. Without dm_control the SAC benchmark falls back to a
-#    synthetic pixel env and says so in its table.
+#    them), or put wheels in shared/wheels (or $WHEELHOUSE) for pip to find. Without dm_control
+#    the SAC benchmark falls back to a synthetic pixel env and says so in its table.
 # 2. benchmarks/gpu_sac.py: plain SAC, CurlSAC("aug"), CurlSAC("curl") and curl with the
-#    channels_last / bf16 / fused Adam switches on DMC cartpole swingup (CURL_PAPER_SAC, batch 512): updates/s,
-#    env steps/s, peak GPU memory, GPU utilisation -> $OUT/gpu_results.md.
+#    channels_last / bf16 / fused Adam switches on DMC cartpole swingup (CURL_PAPER_SAC, batch
+#    512): updates/s, env steps/s, peak GPU memory, GPU utilisation -> $OUT/gpu_results.md.
 # 3. benchmarks/encoder_efficiency.py at batch 512 (switch arms incl. torch.compile and bf16) and
 #    benchmarks/augmentation.py (on-device crop/shift), each in the time that is left.
 set -uo pipefail
