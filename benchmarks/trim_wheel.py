@@ -11,8 +11,6 @@ dog task is built). ``benchmarks/gpu_prepare.sh`` trims those away with this scr
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,12 +50,6 @@ def trim_wheel(wheel: Path, drop: Sequence[str], out: Path) -> tuple[int, int]:
                 else:
                     dst.writestr(info, src.read(info))
     return len(dropped), len(names) - len(dropped)
-
-
-def record_hash(data: bytes) -> str:
-    """A file's hash as a wheel's ``RECORD`` writes it (``sha256=`` urlsafe base64, unpadded)."""
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"sha256={digest}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import subprocess
 import sys
 import zipfile
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.trim_wheel import record_hash, trim_wheel
+from benchmarks.trim_wheel import trim_wheel
 
 FILES = {
     "tinypkg/__init__.py": b"VALUE = 42\n",
@@ -19,6 +21,12 @@ FILES = {
     "tinypkg-0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1\n",
     "tinypkg-0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
 }
+
+
+def record_hash(data: bytes) -> str:
+    """A file's hash as a wheel's ``RECORD`` writes it (``sha256=`` urlsafe base64, unpadded)."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"sha256={digest}"
 
 
 def _wheel(folder: Path) -> Path:
