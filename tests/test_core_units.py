@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +12,10 @@ from torch import nn
 
 from curl_rl.auxiliary.augmentations import (
     ColorJitter,
+    Compose,
     Cutout,
     GaussianNoise,
+    Intensity,
     RandomCrop,
     RandomGrayscale,
     RandomShift,
@@ -73,6 +77,20 @@ def test_window_crop_equals_crop_at_for_in_range_offsets() -> None:
     top = torch.randint(0, 17, (16,), generator=rng)
     left = torch.randint(0, 17, (16,), generator=rng)
     assert torch.equal(window_crop(x, top, left, 84), crop_at(x, top, left, 84))
+
+
+@pytest.mark.parametrize(
+    "make, side", [(lambda: RandomCrop(84), 100), (lambda: RandomShift(4), 84)], ids=["crop", "shift"]
+)
+def test_crops_written_channels_last_hold_the_same_pixels_and_draws(make: Any, side: int) -> None:
+    x = torch.randint(0, 256, (8, 9, side, side), dtype=torch.uint8)
+    plain, fast = make(), make()
+    assert not Compose([fast, Intensity(0.05)]).write_channels_last(True)  # only the last step's layout counts
+    assert Compose([Intensity(0.05), fast]).write_channels_last(True)
+    a = plain(x, torch.Generator().manual_seed(3))
+    b = fast(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.is_contiguous() and b.is_contiguous(memory_format=torch.channels_last)
+    assert not RandomShift(0).write_channels_last(True)  # pad 0 hands its input back untouched
 
 
 def test_shift_is_pad_and_crop() -> None:

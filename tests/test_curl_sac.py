@@ -164,12 +164,15 @@ def test_each_batch_is_encoded_as_few_times_as_the_maths_allows(key_encoder: str
 
 
 class _PixelPasses(TorchFunctionMode):
-    """Counts full passes over image batches: uint8 -> float conversions and float layout copies."""
+    """Counts full passes over image batches and conv maps: uint8 -> float conversions, layout
+    copies (uint8 and float), and ReLUs run as a pass of their own over a conv output."""
 
     def __init__(self) -> None:
         super().__init__()
         self.to_float = 0
         self.float_relayouts = 0
+        self.uint8_relayouts = 0
+        self.relu_passes = 0
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
@@ -177,8 +180,13 @@ class _PixelPasses(TorchFunctionMode):
         if isinstance(source, torch.Tensor) and source.dim() == 4 and isinstance(out, torch.Tensor):
             if source.dtype == torch.uint8 and out.is_floating_point():
                 self.to_float += 1
-            elif func is torch.Tensor.contiguous and source.is_floating_point() and out is not source:
-                self.float_relayouts += 1
+            elif func is torch.Tensor.contiguous and out is not source:
+                if source.is_floating_point():
+                    self.float_relayouts += 1
+                else:
+                    self.uint8_relayouts += 1
+            elif func in (torch.relu, torch.relu_, torch.nn.functional.relu):
+                self.relu_passes += 1
         return out
 
 
@@ -188,8 +196,10 @@ def test_each_pixel_batch_becomes_floats_once_per_update(performance: str) -> No
     with _PixelPasses() as passes:
         model.train(gradient_steps=1, batch_size=16)
     # obs, next_obs (shared by the online and the target trunk), the positive view; a channels_last
-    # encoder gets its layout from the uint8 batch, not from a second float copy
-    assert (passes.to_float, passes.float_relayouts) == (3, 0)
+    # encoder gets its layout from the crop itself, not from a copy of the uint8 or the float batch
+    assert (passes.to_float, passes.float_relayouts, passes.uint8_relayouts) == (3, 0, 0)
+    # each ReLU of the four trunk passes runs inside its convolution's kernel (conv_trunk.py)
+    assert passes.relu_passes == 0
 
 
 def test_keys_come_from_the_target_critics_encoder_as_in_curls_code(tmp_path: Any) -> None:

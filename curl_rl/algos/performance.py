@@ -340,6 +340,11 @@ def apply_performance(model: Any, config: PerformanceConfig | Any = None) -> Non
         )
     for module in encoder_modules(model).values():
         apply_to_module(module, resolved)
+    aux_head = getattr(model, "aux_head", None)
+    if resolved.channels_last and aux_head is not None:
+        # crops written in the encoders' layout: encoder_input's relayout copy finds nothing to do
+        for pipeline in aux_head.augmentations.values():
+            pipeline.write_channels_last(True)
 
 
 def encoder_input(obs: Any, observation_space: spaces.Space, normalize_images: bool, encoder: nn.Module) -> Any:

@@ -46,7 +46,9 @@ def crop_at(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: i
     return picked.gather(3, cols)
 
 
-def window_crop(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
+def window_crop(
+    images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int, channels_last: bool = False
+) -> torch.Tensor:
     """Crop at in-range per-sample offsets with one ``index_select`` of overlapping window views.
 
     Window ``k`` of the flat storage is the ``(C, size, size)`` crop whose first element sits at
@@ -58,14 +60,21 @@ def window_crop(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, siz
     :param top: ``(B,)`` row offsets in ``[0, H - size]`` (not checked: a check costs a host sync).
     :param left: ``(B,)`` column offsets in ``[0, W - size]``.
     :param size: side of the square window.
-    :return: ``(B, C, size, size)``, contiguous, with the input dtype.
+    :param channels_last: write the crops in channels_last layout (the same values): a
+        channels_last encoder then needs no relayout copy of the batch.
+    :return: ``(B, C, size, size)`` with the input dtype, contiguous in the asked layout.
     """
     b, c, h, w = images.shape
     flat = images.contiguous().view(-1)
     extent = (c - 1) * h * w + (size - 1) * w + size
-    windows = flat.as_strided((flat.numel() - extent + 1, c, size, size), (1, h * w, w, 1))
+    if channels_last:
+        # the same windows with the channel axis innermost: the selection writes NHWC directly
+        windows = flat.as_strided((flat.numel() - extent + 1, size, size, c), (1, w, 1, h * w))
+    else:
+        windows = flat.as_strided((flat.numel() - extent + 1, c, size, size), (1, h * w, w, 1))
     start = torch.arange(b, device=images.device) * (c * h * w) + top * w + left
-    return windows.index_select(0, start)
+    crops = windows.index_select(0, start)
+    return crops.permute(0, 3, 1, 2) if channels_last else crops
 
 
 def replicate_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
@@ -103,6 +112,14 @@ class Augmentation:
         """Spatial size produced from an input of ``height`` x ``width``."""
         return height, width
 
+    def write_channels_last(self, on: bool) -> bool:
+        """Ask for channels_last output where this transform can write it at no cost.
+
+        :param on: the layout the consumer (a channels_last encoder) wants.
+        :return: whether this transform honours it (only the window crops do).
+        """
+        return False
+
 
 class RandomCrop(Augmentation):
     """Random ``size`` crop (CURL/RAD); evaluation uses :func:`center_crop` of the same size.
@@ -112,12 +129,17 @@ class RandomCrop(Augmentation):
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.channels_last = False
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, _, h, w = images.shape
         top = torch.randint(0, h - self.size + 1, (b,), generator=generator, device=images.device)
         left = torch.randint(0, w - self.size + 1, (b,), generator=generator, device=images.device)
-        return window_crop(images, top, left, self.size)
+        return window_crop(images, top, left, self.size, self.channels_last)
+
+    def write_channels_last(self, on: bool) -> bool:
+        self.channels_last = on
+        return True
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return self.size, self.size
@@ -134,6 +156,7 @@ class RandomShift(Augmentation):
 
     def __init__(self, pad: int) -> None:
         self.pad = pad
+        self.channels_last = False
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.pad == 0:
@@ -144,7 +167,11 @@ class RandomShift(Augmentation):
         # the same draws as before (offsets into the padded image), so seeded runs are unchanged
         top = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device)
         left = torch.randint(0, 2 * self.pad + 1, (b,), generator=generator, device=images.device)
-        return window_crop(replicate_pad(images, self.pad), top, left, h)
+        return window_crop(replicate_pad(images, self.pad), top, left, h, self.channels_last)
+
+    def write_channels_last(self, on: bool) -> bool:
+        self.channels_last = on
+        return self.pad != 0  # pad 0 hands the input back as it came
 
 
 class _FrameWise(Augmentation):
@@ -296,6 +323,10 @@ class Compose(Augmentation):
         for aug in self.augmentations:
             height, width = aug.output_size(height, width)
         return height, width
+
+    def write_channels_last(self, on: bool) -> bool:
+        """Only the last transform's layout reaches the encoder; the ones before it stay as they are."""
+        return bool(self.augmentations) and self.augmentations[-1].write_channels_last(on)
 
     def __len__(self) -> int:
         return len(self.augmentations)

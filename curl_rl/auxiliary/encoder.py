@@ -17,6 +17,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from curl_rl.auxiliary.augmentations import center_crop
+from curl_rl.auxiliary.conv_trunk import ConvTrunk
 
 
 class CurlEncoder(BaseFeaturesExtractor):
@@ -69,7 +70,7 @@ class CurlEncoder(BaseFeaturesExtractor):
                 nn.Conv2d(channels if i == 0 else num_filters, num_filters, kernel_size, stride_list[i]),
                 nn.ReLU(inplace=True),  # the conv backward keeps its input, not its output
             ]
-        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.convs = ConvTrunk(*layers, nn.Flatten())
         side = min(observation_space.shape[1:])
         for stride in stride_list:
             side = (side - kernel_size) // stride + 1
