@@ -238,3 +238,16 @@ def test_bad_curl_settings_are_refused_with_the_fix() -> None:
         CurlSAC("CnnPolicy", env, actor_update_freq=0)
     with pytest.raises(ValueError, match="alpha_betas"):
         CurlSAC("CnnPolicy", env, alpha_betas=(0.5,))
+
+
+def test_the_actor_loss_computes_no_critic_weight_gradients() -> None:
+    """Its backward through the Q heads needs only the action gradient; the critic's were thrown away."""
+    model = _curl_sac()
+    q_params = [p for n, p in model.critic.named_parameters() if not n.startswith("features_extractor")]
+    computed: list[int] = []
+    handles = [p.register_hook(lambda g: computed.append(1) or g) for p in q_params]
+    model.train(gradient_steps=1, batch_size=16)  # update 0: critic, then actor
+    for handle in handles:
+        handle.remove()
+    assert len(computed) == len(q_params)  # once each, by the critic loss
+    assert all(p.requires_grad for p in q_params)

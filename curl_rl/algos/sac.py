@@ -13,6 +13,8 @@ line; our lines are marked ``# curl_rl``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,19 @@ def _q_heads(critic: Any, features: th.Tensor, actions: th.Tensor) -> tuple[th.T
     """SB3's ``ContinuousCritic.forward`` past its extractor: every Q head on ``[features, actions]``."""
     q_in = th.cat([features, actions], dim=1)
     return tuple(q_net(q_in) for q_net in critic.q_networks)
+
+
+@contextlib.contextmanager
+def _frozen(params: Sequence[nn.Parameter]) -> Iterator[None]:
+    """Parameters left out of the graphs built inside: no weight gradients computed for them."""
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
 
 
 class CurlSAC(OffPolicyAuxMixin, SAC):
@@ -376,7 +391,11 @@ class CurlSAC(OffPolicyAuxMixin, SAC):
                 log_prob = log_prob.reshape(-1, 1)
                 with th.no_grad():
                     critic_features = critic_head(conv)
-                min_q_pi = th.cat(_q_heads(self.critic, critic_features, actions_pi), dim=1).min(dim=1, keepdim=True)
+                # the actor loss never steps the critic (its grads are zeroed before the next critic step),
+                # so its backward computes no weight gradients for the Q heads; the actor's are unchanged
+                with _frozen(q_params):
+                    q_pi = _q_heads(self.critic, critic_features, actions_pi)
+                min_q_pi = th.cat(q_pi, dim=1).min(dim=1, keepdim=True)
                 actor_loss = (ent_coef * log_prob - min_q_pi.values).mean()
                 actor_losses.append(actor_loss.item())
                 self.actor.optimizer.zero_grad()
