@@ -16,10 +16,10 @@ from curl_rl.auxiliary.conv_trunk import ConvTrunk
 pytestmark = pytest.mark.skipif(conv_trunk._CONV_RELU is None, reason="this PyTorch has no oneDNN")
 
 
-def _encoder(channels_last: bool) -> tuple[CurlEncoder, torch.Tensor]:
+def _encoder(channels_last: bool, batch: int = 5) -> tuple[CurlEncoder, torch.Tensor]:
     torch.manual_seed(0)
     encoder = CurlEncoder(gym.spaces.Box(0, 255, (6, 36, 36), np.uint8), features_dim=8)
-    x = torch.rand(5, 6, 36, 36)
+    x = torch.rand(batch, 6, 36, 36)
     if channels_last:
         encoder = encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         x = x.contiguous(memory_format=torch.channels_last)
@@ -40,9 +40,12 @@ def _run(encoder: CurlEncoder, x: torch.Tensor, fuse: bool) -> list[torch.Tensor
     return [quiet, out.detach(), x.grad, *(p.grad for p in encoder.parameters() if p.grad is not None)]
 
 
+@pytest.mark.parametrize("batch", [5, 1], ids=["batch", "one-frame"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
-def test_fused_trunk_computes_exactly_what_the_plain_sequential_does(channels_last: bool) -> None:
-    encoder, x = _encoder(channels_last)
+def test_fused_trunk_computes_exactly_what_the_plain_sequential_does(channels_last: bool, batch: int) -> None:
+    encoder, x = _encoder(channels_last, batch)
+    if batch == 1:  # PyTorch runs a lone small frame through its own im2col kernel: the trunk must too
+        assert not conv_trunk._runs_on_onednn(x, encoder.convs[0])
     plain, fused = _run(encoder, x, fuse=False), _run(encoder, x, fuse=True)
     assert len(plain) == len(fused) == 3 + 12  # outputs, input grad; 4 convs, the linear, the LayerNorm (w, b)
     for a, b in zip(plain, fused, strict=True):

@@ -1,11 +1,12 @@
 """The conv trunk of :class:`~curl_rl.CurlEncoder`: conv/ReLU pairs that run as one oneDNN kernel on a CPU.
 
 An ``nn.Sequential`` of ``Conv2d, ReLU(inplace), ..., Flatten``, with the same children, state-dict
-keys and values as before. On a CPU, in fp32, each conv/ReLU pair runs as oneDNN's convolution
-with a ReLU post-op (``mkldnn._convolution_pointwise``, the kernel ``torch.compile`` uses): the
+keys and values as before. On a CPU, in fp32, each conv/ReLU pair that PyTorch would run with
+oneDNN anyway runs as oneDNN's convolution with a ReLU post-op (``mkldnn._convolution_pointwise``, the kernel ``torch.compile`` uses): the
 ReLU is applied to each output tile while it is still in cache, instead of as a second pass over
 the whole activation map. The numbers are bit-identical (ReLU is exact and the convolution is the
-same oneDNN kernel; tested), and the backward is autograd's own two steps
+same oneDNN kernel: tested in the suite on whatever CPU runs it; a layer PyTorch gives its own
+im2col kernel, as it does a lone small frame, is left unfused), and the backward is autograd's own two steps
 (``threshold_backward``, ``convolution_backward``) on the same saved tensors.
 
 Anywhere else (GPU, bf16 autocast, ``torch.compile`` or ``torch.jit.trace`` tracing, TorchScript,
@@ -28,6 +29,22 @@ def _fused_op() -> Any:
 
 
 _CONV_RELU = _fused_op()
+_MKLDNN = getattr(getattr(torch._C, "_ConvBackend", None), "Mkldnn", None)
+
+
+def _runs_on_onednn(x: torch.Tensor, conv: nn.Conv2d) -> bool:
+    """Whether PyTorch itself would run this convolution with oneDNN.
+
+    For small inputs (one frame of a small image, say) it picks its own im2col kernel, which
+    rounds differently; fusing there would change the numbers, so such layers run unfused.
+    """
+    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        return False
+    select = getattr(torch._C, "_select_conv_backend", None)
+    if select is None or _MKLDNN is None:
+        return False
+    args = (conv.stride, conv.padding, conv.dilation, False, (0, 0), conv.groups, None)
+    return bool(select(x, conv.weight, conv.bias, *args) == _MKLDNN)
 
 
 def _conv_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, conv: nn.Conv2d) -> torch.Tensor:
@@ -108,12 +125,7 @@ class ConvTrunk(nn.Sequential):
         while i < len(layers):
             layer = layers[i]
             pair = i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU)
-            if (
-                pair
-                and isinstance(layer, nn.Conv2d)
-                and layer.padding_mode == "zeros"
-                and not isinstance(layer.padding, str)
-            ):
+            if pair and isinstance(layer, nn.Conv2d) and _runs_on_onednn(x, layer):
                 weight, bias = layer.weight, layer.bias
                 if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
                     x = _ConvReLU.apply(x, weight, bias, layer)
