@@ -2,12 +2,13 @@
 
 An ``nn.Sequential`` of ``Conv2d, ReLU(inplace), ..., Flatten``, with the same children, state-dict
 keys and values as before. On a CPU, in fp32, each conv/ReLU pair that PyTorch would run with
-oneDNN anyway runs as oneDNN's convolution with a ReLU post-op (``mkldnn._convolution_pointwise``, the kernel ``torch.compile`` uses): the
-ReLU is applied to each output tile while it is still in cache, instead of as a second pass over
-the whole activation map. The numbers are bit-identical (ReLU is exact and the convolution is the
-same oneDNN kernel: tested in the suite on whatever CPU runs it; a layer PyTorch gives its own
-im2col kernel, as it does a lone small frame, is left unfused), and the backward is autograd's own two steps
-(``threshold_backward``, ``convolution_backward``) on the same saved tensors.
+oneDNN anyway runs as oneDNN's convolution with a ReLU post-op (``mkldnn._convolution_pointwise``,
+the kernel ``torch.compile`` uses): the ReLU is applied to each output tile while it is still in
+cache, instead of as a second pass over the whole activation map. The numbers are bit-identical
+(ReLU is exact and the convolution is the same oneDNN kernel: tested in the suite on whatever CPU
+runs it; a layer PyTorch gives its own im2col kernel, as it does a lone small frame, is left
+unfused), and the backward is autograd's own two steps (``threshold_backward``,
+``convolution_backward``) on the same saved tensors.
 
 Anywhere else (GPU, bf16 autocast, ``torch.compile`` or ``torch.jit.trace`` tracing, TorchScript,
 a hook on a child module, a PyTorch without oneDNN) the trunk is the plain ``nn.Sequential``. A
