@@ -121,7 +121,17 @@ class Augmentation:
         return False
 
 
-class RandomCrop(Augmentation):
+class _WindowCropping(Augmentation):
+    """A transform that ends in :func:`window_crop`, so it can write channels_last at no cost."""
+
+    channels_last = False
+
+    def write_channels_last(self, on: bool) -> bool:
+        self.channels_last = on
+        return True
+
+
+class RandomCrop(_WindowCropping):
     """Random ``size`` crop (CURL/RAD); evaluation uses :func:`center_crop` of the same size.
 
     :param size: output side.
@@ -129,7 +139,6 @@ class RandomCrop(Augmentation):
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.channels_last = False
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         b, _, h, w = images.shape
@@ -137,15 +146,11 @@ class RandomCrop(Augmentation):
         left = torch.randint(0, w - self.size + 1, (b,), generator=generator, device=images.device)
         return window_crop(images, top, left, self.size, self.channels_last)
 
-    def write_channels_last(self, on: bool) -> bool:
-        self.channels_last = on
-        return True
-
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return self.size, self.size
 
 
-class RandomShift(Augmentation):
+class RandomShift(_WindowCropping):
     """DrQ's random shift: replicate-pad by ``pad`` then crop back to the input size.
 
     Integer shifts cropped from the replicate-padded batch, which equals DrQ-v2's bilinear
@@ -156,7 +161,6 @@ class RandomShift(Augmentation):
 
     def __init__(self, pad: int) -> None:
         self.pad = pad
-        self.channels_last = False
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.pad == 0:
@@ -170,8 +174,7 @@ class RandomShift(Augmentation):
         return window_crop(replicate_pad(images, self.pad), top, left, h, self.channels_last)
 
     def write_channels_last(self, on: bool) -> bool:
-        self.channels_last = on
-        return self.pad != 0  # pad 0 hands the input back as it came
+        return super().write_channels_last(on) and self.pad != 0  # pad 0 hands the input back as it came
 
 
 class _FrameWise(Augmentation):
